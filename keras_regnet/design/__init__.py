@@ -1,0 +1,9 @@
+"""Design math: pure Python and NumPy, no Keras."""
+
+from keras_regnet.design.complexity import complexity
+from keras_regnet.design.regnet import (make_compatible, quantized_linear,
+                                        regnet_spec, stages_from_blocks,
+                                        validate_regnet_params)
+from keras_regnet.design.spec import (BLOCK_TYPES, STEM_TYPES, AnyNetSpec,
+                                      bottleneck_width, se_width)
+from keras_regnet.design.zoo import MODEL_NAMES, zoo_params, zoo_spec

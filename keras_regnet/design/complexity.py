@@ -1,0 +1,126 @@
+"""Analytic complexity of an AnyNet, in the paper's conventions.
+
+flops: multiply-adds of conv and dense layers (plus one per bias);
+params: trainable parameters (BN gamma and beta count, moving stats do not);
+acts: summed output sizes of conv and dense layers.
+
+Each function mirrors the builder of the same name in
+`keras_regnet.models.blocks`; change both together.
+"""
+
+from keras_regnet.design.spec import (AnyNetSpec, bottleneck_width,
+                                      se_width)
+
+
+class _Counter:
+    __slots__ = ("h", "w", "flops", "params", "acts")
+
+    def __init__(self, h, w):
+        self.h, self.w = h, w
+        self.flops = self.params = self.acts = 0
+
+    def conv(self, w_in, w_out, k, stride=1, groups=1, bias=False):
+        # Output size of a 'same'-padded conv, equal to PyTorch's pad k // 2.
+        self.h = (self.h - 1) // stride + 1
+        self.w = (self.w - 1) // stride + 1
+        hw = self.h * self.w
+        self.flops += k * k * w_in * w_out * hw // groups + (w_out if bias else 0)
+        self.params += k * k * w_in * w_out // groups + (w_out if bias else 0)
+        self.acts += w_out * hw
+
+    def bn(self, width):
+        self.params += 2 * width
+
+    def branch(self, fn):
+        """Counts a parallel branch without moving the spatial size."""
+        h, w = self.h, self.w
+        fn()
+        self.h, self.w = h, w
+
+
+def stem(cx, spec, channels):
+    cx.conv(channels, spec.stem_width, 3, 2 if spec.stem_type == "imagenet" else 1)
+    cx.bn(spec.stem_width)
+
+
+def squeeze_excite(cx, w_b, w_se):
+    def count():
+        cx.h = cx.w = 1
+        cx.conv(w_b, w_se, 1, bias=True)
+        cx.conv(w_se, w_b, 1, bias=True)
+    cx.branch(count)
+
+
+def projection(cx, w_in, w_out, stride):
+    if w_in != w_out or stride != 1:
+        cx.branch(lambda: (cx.conv(w_in, w_out, 1, stride), cx.bn(w_out)))
+
+
+def x_block(cx, w_in, w_out, stride, b, g, se_ratio=0.0):
+    """X block (Y block when `se_ratio` > 0)."""
+    projection(cx, w_in, w_out, stride)
+    w_b = bottleneck_width(w_out, b)
+    cx.conv(w_in, w_b, 1)
+    cx.bn(w_b)
+    cx.conv(w_b, w_b, 3, stride, groups=w_b // g)
+    cx.bn(w_b)
+    if se_ratio:
+        squeeze_excite(cx, w_b, se_width(w_in, se_ratio))
+    cx.conv(w_b, w_out, 1)
+    cx.bn(w_out)
+
+
+def res_basic_block(cx, w_in, w_out, stride):
+    projection(cx, w_in, w_out, stride)
+    vanilla_block(cx, w_in, w_out, stride)
+
+
+def vanilla_block(cx, w_in, w_out, stride):
+    cx.conv(w_in, w_out, 3, stride)
+    cx.bn(w_out)
+    cx.conv(w_out, w_out, 3)
+    cx.bn(w_out)
+
+
+def head(cx, w_in, head_width, classes):
+    if head_width:
+        cx.conv(w_in, head_width, 1)
+        cx.bn(head_width)
+        w_in = head_width
+    if classes:
+        cx.h = cx.w = 1
+        cx.conv(w_in, classes, 1, bias=True)
+
+
+def complexity(spec, input_size=224, classes=1000, channels=3):
+    """Counts flops, params and acts of a model without building it.
+
+    Args:
+        spec: an `AnyNetSpec`, or the name of a published model
+            (e.g. `"RegNetX002"`).
+        input_size: input height and width (int) or `(height, width)`.
+        classes: size of the classification head; 0 counts no head.
+        channels: input channels.
+
+    Returns:
+        A dict with integer `"flops"` (multiply-adds), `"params"` and
+        `"acts"`.
+    """
+    if isinstance(spec, str):
+        from keras_regnet.design.zoo import zoo_spec
+        spec = zoo_spec(spec)
+    if not isinstance(spec, AnyNetSpec):
+        raise ValueError(
+            f"Invalid `spec`: {spec!r}. Expected an AnyNetSpec or a model name.")
+    h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
+    cx = _Counter(h, w)
+    stem(cx, spec, channels)
+    for _, _, w_in, w_out, stride, b, g in spec.blocks():
+        if spec.block_type in ("x", "y"):
+            x_block(cx, w_in, w_out, stride, b, g, spec.se_ratio)
+        elif spec.block_type == "res_basic":
+            res_basic_block(cx, w_in, w_out, stride)
+        else:
+            vanilla_block(cx, w_in, w_out, stride)
+    head(cx, spec.widths[-1], spec.head_width, classes)
+    return {"flops": cx.flops, "params": cx.params, "acts": cx.acts}

@@ -1,0 +1,102 @@
+"""The RegNet rule: six numbers -> per-stage widths and depths (paper, sec. 4)."""
+
+import numpy as np
+
+from keras_regnet.design.spec import AnyNetSpec, _check, _positive_int
+
+# The paper's RegNet design space (sec. 4): d < 64, w0 < 256, 0 < wa < 256,
+# 1.5 <= wm <= 3, b in {1, 2, 4}, g in {1, 2, 4, 8, 16, 32}.
+QUANTUM = 8
+
+
+def validate_regnet_params(depth, w0, wa, wm, group_width, bottleneck_ratio,
+                           q=QUANTUM):
+    """Raises `ValueError` naming the first invalid RegNet parameter."""
+    _positive_int("depth", depth)
+    _check(isinstance(w0, (int, np.integer)) and w0 > 0 and w0 % q == 0,
+           "w0", w0, f"a positive multiple of {q}")
+    _check(isinstance(wa, (int, float)) and wa > 0, "wa", wa, "a number > 0")
+    _check(isinstance(wm, (int, float)) and wm > 1, "wm", wm, "a number > 1")
+    _positive_int("group_width", group_width)
+    _check(isinstance(bottleneck_ratio, (int, float)) and bottleneck_ratio > 0,
+           "bottleneck_ratio", bottleneck_ratio, "a number > 0")
+
+
+def quantized_linear(depth, w0, wa, wm, q=QUANTUM):
+    """Per-block widths from the quantized linear rule.
+
+    u_j = w0 + wa * j, s_j = round(log(u_j / w0) / log(wm)),
+    w_j = w0 * wm ** s_j rounded to a multiple of q.
+
+    Returns:
+        A list of `depth` ints, one width per block.
+    """
+    u = w0 + wa * np.arange(depth)
+    s = np.round(np.log(u / w0) / np.log(wm))
+    w = w0 * np.power(wm, s)
+    return (np.round(w / q) * q).astype(int).tolist()
+
+
+def stages_from_blocks(block_widths):
+    """Merges consecutive equal widths into stages: `(widths, depths)`."""
+    widths, depths = [], []
+    for w in block_widths:
+        if widths and widths[-1] == w:
+            depths[-1] += 1
+        else:
+            widths.append(w)
+            depths.append(1)
+    return widths, depths
+
+
+def make_compatible(widths, bottleneck_ratios, group_widths):
+    """Makes each stage's widths agree with its group width.
+
+    The group width is capped at the bottleneck width, and the bottleneck
+    width rounded to a multiple of the group width; the stage width follows.
+
+    Returns:
+        `(widths, group_widths)` as lists of ints.
+    """
+    out_w, out_g = [], []
+    for w, b, g in zip(widths, bottleneck_ratios, group_widths):
+        w_b = int(w / b)
+        g = min(g, w_b)
+        w_b = int(round(w_b / g) * g)
+        out_w.append(int(w_b * b))
+        out_g.append(g)
+    return out_w, out_g
+
+
+def regnet_spec(depth, w0, wa, wm, group_width, bottleneck_ratio=1.0,
+                se_ratio=0.0, stem_type="imagenet", stem_width=32, q=QUANTUM):
+    """The `AnyNetSpec` of a RegNet given its six parameters.
+
+    Args:
+        depth: total number of blocks d.
+        w0: initial width (a multiple of `q`).
+        wa: width slope.
+        wm: width multiplier (> 1).
+        group_width: group width g.
+        bottleneck_ratio: bottleneck ratio b.
+        se_ratio: 0 for RegNetX; > 0 (0.25 in the paper) for RegNetY.
+        stem_type: `"imagenet"` or `"cifar"`.
+        stem_width: stem output channels.
+        q: width quantum.
+    """
+    validate_regnet_params(depth, w0, wa, wm, group_width, bottleneck_ratio, q)
+    widths, depths = stages_from_blocks(quantized_linear(depth, w0, wa, wm, q))
+    n = len(widths)
+    widths, groups = make_compatible(
+        widths, [bottleneck_ratio] * n, [group_width] * n)
+    return AnyNetSpec(
+        depths=tuple(depths),
+        widths=tuple(widths),
+        strides=(2,) * n,
+        bottleneck_ratios=(bottleneck_ratio,) * n,
+        group_widths=tuple(groups),
+        block_type="y" if se_ratio else "x",
+        se_ratio=se_ratio,
+        stem_type=stem_type,
+        stem_width=stem_width,
+    )

@@ -1,0 +1,139 @@
+"""The AnyNet specification: everything that defines a network's shape."""
+
+import dataclasses
+from typing import Tuple
+
+STEM_TYPES = ("imagenet", "cifar")
+BLOCK_TYPES = ("x", "y", "res_basic", "vanilla")
+# Blocks built from a bottleneck and a grouped 3x3 conv; the others ignore b and g.
+BOTTLENECK_BLOCKS = ("x", "y")
+
+
+def _check(ok, name, value, allowed):
+    if not ok:
+        raise ValueError(f"Invalid `{name}`: {value!r}. Expected {allowed}.")
+
+
+def _positive_int(name, value):
+    _check(
+        isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+        name,
+        value,
+        "an integer >= 1",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class AnyNetSpec:
+    """Shape of an AnyNet: stem, per-stage body and head.
+
+    Args:
+        depths: blocks per stage.
+        widths: output width (channels) per stage.
+        strides: stride of each stage's first block (default 2 everywhere).
+        bottleneck_ratios: per-stage bottleneck ratio b; the inner width of
+            a block is `width / b` (default 1, no bottleneck).
+        group_widths: per-stage channels per group of the 3x3 conv.
+        block_type: one of `"x"` (residual bottleneck with grouped conv),
+            `"y"` (X with squeeze-and-excitation), `"res_basic"` (ResNet
+            basic block), `"vanilla"` (two plain 3x3 convs).
+        se_ratio: SE width as a fraction of the block's input width; must be
+            > 0 for `"y"` blocks and 0 for all others.
+        stem_type: `"imagenet"` (3x3 conv, stride 2) or `"cifar"`
+            (3x3 conv, stride 1, for small images).
+        stem_width: stem output channels.
+        head_width: if > 0, a 1x1 conv + BN + ReLU of this width before
+            pooling.
+    """
+
+    depths: Tuple[int, ...]
+    widths: Tuple[int, ...]
+    strides: Tuple[int, ...] = None
+    bottleneck_ratios: Tuple[float, ...] = None
+    group_widths: Tuple[int, ...] = None
+    block_type: str = "x"
+    se_ratio: float = 0.0
+    stem_type: str = "imagenet"
+    stem_width: int = 32
+    head_width: int = 0
+
+    def __post_init__(self):
+        n = len(self.depths) if hasattr(self.depths, "__len__") else -1
+        _check(n >= 1, "depths", self.depths, "a non-empty sequence of ints")
+        defaults = {"strides": 2, "bottleneck_ratios": 1.0, "group_widths": 1}
+        for field in ("depths", "widths", *defaults):
+            value = getattr(self, field)
+            if value is None:
+                value = (defaults[field],) * n
+            elif not hasattr(value, "__len__"):
+                value = (value,) * n
+            value = tuple(value)
+            _check(len(value) == n, field, value, f"{n} values, one per stage")
+            object.__setattr__(self, field, value)
+        for d in self.depths:
+            _positive_int("depth", d)
+        for w in self.widths:
+            _positive_int("width", w)
+        for s in self.strides:
+            _check(s in (1, 2), "stride", s, "1 or 2")
+        for b in self.bottleneck_ratios:
+            _check(
+                isinstance(b, (int, float)) and b > 0,
+                "bottleneck_ratio",
+                b,
+                "a number > 0",
+            )
+        for g in self.group_widths:
+            _positive_int("group_width", g)
+        _check(self.block_type in BLOCK_TYPES, "block_type", self.block_type,
+               f"one of {BLOCK_TYPES}")
+        _check(self.stem_type in STEM_TYPES, "stem_type", self.stem_type,
+               f"one of {STEM_TYPES}")
+        _positive_int("stem_width", self.stem_width)
+        _check(isinstance(self.head_width, int) and self.head_width >= 0,
+               "head_width", self.head_width, "an integer >= 0")
+        if self.block_type == "y":
+            _check(0 < self.se_ratio <= 1, "se_ratio", self.se_ratio,
+                   "a number in (0, 1] for 'y' blocks")
+        else:
+            _check(self.se_ratio == 0, "se_ratio", self.se_ratio,
+                   f"0 for '{self.block_type}' blocks (SE needs block_type='y')")
+        if self.block_type in BOTTLENECK_BLOCKS:
+            for w, b, g in zip(self.widths, self.bottleneck_ratios,
+                               self.group_widths):
+                w_b = bottleneck_width(w, b)
+                _check(w_b >= 1 and w_b % g == 0, "group_widths",
+                       self.group_widths,
+                       f"divisors of the bottleneck widths (stage width {w} "
+                       f"/ b {b} = {w_b}); make_compatible() fixes this")
+
+    @property
+    def num_stages(self):
+        return len(self.depths)
+
+    def blocks(self):
+        """Yields `(stage, block, w_in, w_out, stride, b, g)`, 1-indexed."""
+        w_in = self.stem_width
+        for s, (d, w, st, b, g) in enumerate(zip(
+                self.depths, self.widths, self.strides,
+                self.bottleneck_ratios, self.group_widths), start=1):
+            for i in range(1, d + 1):
+                yield s, i, w_in, w, st if i == 1 else 1, b, g
+                w_in = w
+
+    def to_config(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def bottleneck_width(width, bottleneck_ratio):
+    """Inner width of a bottleneck block: `round(width / b)`."""
+    return int(round(width / bottleneck_ratio))
+
+
+def se_width(w_in, se_ratio):
+    """SE width from the block's *input* width, as in the paper."""
+    return int(round(w_in * se_ratio))

@@ -1,0 +1,37 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="keras-regnet",
+    version="0.1.0",
+    description="RegNetX/Y for Keras 3 and a Keras Tuner search of the RegNet design space",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["keras_regnet", "keras_regnet.*", "tuner", "tuner.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.3",
+        "keras-tuner>=1.4",
+        # Keras Tuner's TensorFlow path imports it on every trial.
+        "tensorboard",
+        "tensorflow-datasets",
+        "numpy",
+        "h5py",
+        "matplotlib",
+        # The bundled offline default data (handwritten digits).
+        "scikit-learn",
+    ],
+    extras_require={
+        # Reading .pth/.pyth checkpoints; the CPU build, pinned.
+        "torch": ["torch==2.13.0"],
+        "test": [
+            "pytest",
+            "tf-keras",
+            "jax",
+            "torch==2.13.0",
+            "pycls",
+            "safetensors",
+        ],
+    },
+    entry_points={"console_scripts": ["keras-regnet-tune=tuner.__main__:main"]},
+)
