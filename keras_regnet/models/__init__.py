@@ -1,0 +1,1 @@
+"""Keras 3 builders of AnyNet and RegNet models."""

@@ -1,0 +1,191 @@
+"""AnyNet: a Keras Functional model for any `AnyNetSpec`."""
+
+import re
+
+import keras
+from keras import layers
+from keras.src.applications import imagenet_utils
+
+from keras_regnet import weights as weights_lib
+from keras_regnet.design.spec import AnyNetSpec
+from keras_regnet.models import blocks
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+POOLINGS = (None, "avg", "max")
+
+
+def _input_shape(input_shape, include_top, min_size, required_channels):
+    channels_last = keras.config.image_data_format() == "channels_last"
+    if input_shape is None:
+        size = 224 if include_top else None
+        channels = required_channels or 3
+        input_shape = (size, size, channels) if channels_last else (channels, size, size)
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"Invalid `input_shape`: {input_shape}. Expected 3 dimensions "
+            "(height, width, channels).")
+    spatial = input_shape[:2] if channels_last else input_shape[1:]
+    channels = input_shape[2] if channels_last else input_shape[0]
+    if any(s is not None and s < min_size for s in spatial):
+        raise ValueError(
+            f"Invalid `input_shape`: {input_shape}. Height and width must be "
+            f">= {min_size} for this model's stem and {min_size}x total stride.")
+    if channels is None or channels < 1 or (
+            required_channels and channels != required_channels):
+        allowed = (f"{required_channels} channels for these weights"
+                   if required_channels else "at least 1 channel")
+        raise ValueError(
+            f"Invalid `input_shape`: {input_shape}. Expected {allowed}.")
+    return input_shape
+
+
+def build(spec, *, include_top=True, weights=None, input_tensor=None,
+          input_shape=None, pooling=None, classes=1000,
+          classifier_activation="softmax", include_preprocessing=True,
+          name="anynet", model_name=None, drop_path_rate=0.0,
+          zero_init_last_bn=False, bn_momentum=0.9, bn_epsilon=1e-5):
+    """Builds the Functional model of `spec`; all checks run first."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"Invalid `name`: {name!r}. Expected a non-empty string.")
+    if not isinstance(spec, AnyNetSpec):
+        raise ValueError(f"Invalid `spec`: {spec!r}. Expected an AnyNetSpec.")
+    if pooling not in POOLINGS:
+        raise ValueError(f"Invalid `pooling`: {pooling!r}. Expected one of {POOLINGS}.")
+    if not (isinstance(classes, int) and classes >= 1):
+        raise ValueError(f"Invalid `classes`: {classes!r}. Expected an integer >= 1.")
+    if not 0 <= drop_path_rate < 1:
+        raise ValueError(
+            f"Invalid `drop_path_rate`: {drop_path_rate!r}. Expected a number in [0, 1).")
+    if include_top:
+        imagenet_utils.validate_activation(classifier_activation, weights)
+    plan = weights_lib.resolve(weights, model_name=model_name,
+                               include_top=include_top, classes=classes)
+    stride = (2 if spec.stem_type == "imagenet" else 1) * 2 ** sum(
+        s == 2 for s in spec.strides)
+    if input_tensor is not None and input_shape is None:
+        input_shape = tuple(input_tensor.shape[1:])
+    min_size = max(stride, 32 if spec.stem_type == "imagenet" else 8)
+    input_shape = _input_shape(input_shape, include_top, min_size, plan.channels)
+    opts = blocks.BuildOptions(padding=plan.padding, bn_momentum=bn_momentum,
+                               bn_epsilon=bn_epsilon,
+                               zero_init_last_bn=zero_init_last_bn)
+
+    if input_tensor is None:
+        inputs = layers.Input(shape=input_shape)
+    elif not keras.utils.is_keras_tensor(input_tensor):
+        inputs = layers.Input(tensor=input_tensor, shape=input_shape)
+    else:
+        inputs = input_tensor
+    x = inputs
+    if include_preprocessing:
+        x = layers.Rescaling(1.0 / 255, name="rescaling")(x)
+        if plan.preprocessing == "imagenet":
+            x = layers.Normalization(
+                axis=opts.channel_axis, mean=IMAGENET_MEAN,
+                variance=[s**2 for s in IMAGENET_STD], name="normalization")(x)
+    x = blocks.stem(x, spec, opts)
+    num_blocks = sum(spec.depths)
+    for i, (s, b, w_in, w_out, st, br, g) in enumerate(spec.blocks()):
+        name = f"s{s}_b{b}"
+        drop = drop_path_rate * i / max(num_blocks - 1, 1)
+        if spec.block_type in ("x", "y"):
+            x = blocks.x_block(x, w_in, w_out, st, br, g, opts, name,
+                               se_ratio=spec.se_ratio, drop_rate=drop)
+        elif spec.block_type == "res_basic":
+            x = blocks.res_basic_block(x, w_in, w_out, st, opts, name, drop_rate=drop)
+        else:
+            x = blocks.vanilla_block(x, w_in, w_out, st, opts, name)
+    x = blocks.head(x, spec, opts, include_top, pooling, classes,
+                    classifier_activation)
+    if input_tensor is not None:
+        inputs = keras.utils.get_source_inputs(input_tensor)
+    model = keras.Model(inputs, x, name=name)
+    plan.load(model)
+    return model
+
+
+def AnyNet(spec=None, *, include_top=True, weights=None, input_tensor=None,
+           input_shape=None, pooling=None, classes=1000,
+           classifier_activation="softmax", include_preprocessing=True,
+           name="anynet", drop_path_rate=0.0, zero_init_last_bn=False,
+           bn_momentum=0.9, bn_epsilon=1e-5, **spec_fields):
+    """Instantiates an AnyNet: any stem, stage layout, block and head.
+
+    Reference:
+    - [Designing Network Design Spaces](https://arxiv.org/abs/2003.13678)
+      (CVPR 2020)
+
+    Either pass an `AnyNetSpec` or its fields as keyword arguments, e.g.
+    `AnyNet(depths=(4, 6), widths=(32, 80), group_widths=16)`.
+
+    Args:
+        spec: an `keras_regnet.AnyNetSpec`.
+        include_top: whether to include the global-pooling and dense
+            classification head.
+        weights: `None` (random initialisation) or the path to a weights
+            file.
+        input_tensor: optional Keras tensor to use as the model's input.
+        input_shape: optional shape tuple, e.g. `(96, 96, 1)`.
+        pooling: with `include_top=False`, `None` (4D feature map), `"avg"`
+            or `"max"` global pooling.
+        classes: number of classes, with `include_top=True`.
+        classifier_activation: activation of the top layer (applied), or
+            `None` for logits.
+        include_preprocessing: whether the model rescales its `[0, 255]`
+            inputs itself.
+        name: model name.
+        drop_path_rate: stochastic depth rate of the last block; it grows
+            linearly from 0 over the blocks.
+        zero_init_last_bn: zero-initialise the last BN gamma of each
+            residual branch.
+        bn_momentum: BatchNormalization momentum (Keras convention).
+        bn_epsilon: BatchNormalization epsilon.
+        **spec_fields: `AnyNetSpec` fields when `spec` is None.
+
+    Returns:
+        A Keras `Model` instance.
+    """
+    if spec is None:
+        spec = AnyNetSpec(**spec_fields)
+    elif spec_fields:
+        raise ValueError(
+            f"Invalid arguments: {sorted(spec_fields)}. Pass either `spec` or "
+            "AnyNetSpec fields, not both.")
+    return build(spec, include_top=include_top, weights=weights,
+                 input_tensor=input_tensor, input_shape=input_shape,
+                 pooling=pooling, classes=classes,
+                 classifier_activation=classifier_activation,
+                 include_preprocessing=include_preprocessing, name=name,
+                 drop_path_rate=drop_path_rate,
+                 zero_init_last_bn=zero_init_last_bn,
+                 bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
+
+
+_STAGE_OUT = re.compile(r"^s(\d+)_b(\d+)_out$")
+
+
+def feature_model(model):
+    """A model giving each stage's output, for detection/segmentation.
+
+    Args:
+        model: a model built by this package (`include_top` either way).
+
+    Returns:
+        A Keras `Model` from `model`'s inputs to a list of the stage outputs,
+        finest first (strides 4, 8, 16, 32 for the ImageNet stem).
+    """
+    last = {}
+    for layer in model.layers:
+        m = _STAGE_OUT.match(layer.name)
+        if m:
+            stage, blk = int(m.group(1)), int(m.group(2))
+            if blk >= last.get(stage, (0, None))[0]:
+                last[stage] = (blk, layer.output)
+    if not last:
+        raise ValueError(
+            f"Invalid `model`: {model.name!r} has no stage outputs named "
+            "'s<stage>_b<block>_out'. Expected a keras_regnet model.")
+    outputs = [last[s][1] for s in sorted(last)]
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
