@@ -88,15 +88,15 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
     x = blocks.stem(x, spec, opts)
     num_blocks = sum(spec.depths)
     for i, (s, b, w_in, w_out, st, br, g) in enumerate(spec.blocks()):
-        name = f"s{s}_b{b}"
+        prefix = f"s{s}_b{b}"
         drop = drop_path_rate * i / max(num_blocks - 1, 1)
         if spec.block_type in ("x", "y"):
-            x = blocks.x_block(x, w_in, w_out, st, br, g, opts, name,
+            x = blocks.x_block(x, w_in, w_out, st, br, g, opts, prefix,
                                se_ratio=spec.se_ratio, drop_rate=drop)
         elif spec.block_type == "res_basic":
-            x = blocks.res_basic_block(x, w_in, w_out, st, opts, name, drop_rate=drop)
+            x = blocks.res_basic_block(x, w_in, w_out, st, opts, prefix, drop_rate=drop)
         else:
-            x = blocks.vanilla_block(x, w_in, w_out, st, opts, name)
+            x = blocks.vanilla_block(x, w_in, w_out, st, opts, prefix)
     x = blocks.head(x, spec, opts, include_top, pooling, classes,
                     classifier_activation)
     if input_tensor is not None:

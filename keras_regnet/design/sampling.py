@@ -1,0 +1,272 @@
+"""The RegNet design space: ranges, a compute budget and samplers (paper, sec. 4).
+
+Pure Python and NumPy, no Keras: the tuner filters every candidate through
+`RegNetDesignSpace.fits`, which costs a fraction of a millisecond.
+"""
+
+import math
+
+import numpy as np
+
+from keras_regnet.design.complexity import complexity
+from keras_regnet.design.regnet import QUANTUM, regnet_spec
+
+# The paper's sampling ranges for the RegNet design space.
+PAPER_RANGES = {
+    "depth": (12, 28),
+    "w0": (8, 256),
+    "wa": (8.0, 256.0),
+    "wm": (1.5, 3.0),
+    "bottleneck_ratio": (1, 2, 4),
+    "group_width": (1, 2, 4, 8, 16, 32),
+}
+# The paper's limits of the space (d < 64, w0 <= 256, 0 < wa <= 256,
+# 1.5 <= wm <= 3, b in {1, 2, 4}, g in {1, 2, 4, 8, 16, 32}); a range or a
+# fixed value outside them is rejected.
+PAPER_LIMITS = {
+    "depth": (1, 64),
+    "w0": (QUANTUM, 256),
+    "wa": (0.0, 256.0),
+    "wm": (1.5, 3.0),
+}
+PARAM_NAMES = tuple(PAPER_RANGES)
+RANGE_PARAMS = ("depth", "w0", "wa", "wm")
+CHOICE_PARAMS = ("bottleneck_ratio", "group_width")
+INT_PARAMS = ("depth", "w0")
+# wa and wm are sampled log-uniformly, d and w0 uniformly (w0 on multiples of 8).
+LOG_PARAMS = ("wa", "wm")
+SE_RATIO = 0.25
+BUDGET_METRICS = ("flops", "params")
+# Draws before a budget is declared impossible; about 2 s.
+MAX_DRAWS = 10000
+
+
+def _error(name, value, allowed):
+    return ValueError(f"Invalid `{name}`: {value!r}. Expected {allowed}.")
+
+
+def _is_number(x):
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def _normalize_range(name, value):
+    """A fixed number or `(lo, hi)` -> `(lo, hi)`, checked against the paper."""
+    lo_lim, hi_lim = PAPER_LIMITS[name]
+    is_int = name in INT_PARAMS
+    if _is_number(value):
+        value = (value, value)
+    if not (isinstance(value, (tuple, list)) and len(value) == 2
+            and all(_is_number(v) for v in value)):
+        raise _error(name, value, "a number or a `(lo, hi)` pair of numbers")
+    lo, hi = value
+    if is_int and not all(float(v).is_integer() for v in value):
+        raise _error(name, value, "integers")
+    if lo > hi:
+        raise _error(name, value, "lo <= hi")
+    lo_ok = lo > lo_lim if name == "wa" else lo >= lo_lim
+    if not (lo_ok and hi <= hi_lim):
+        bound = "0 <" if name == "wa" else f"{lo_lim} <="
+        raise _error(name, value,
+                     f"values with {bound} {name} <= {hi_lim} (the paper's limits)")
+    if name == "w0" and (lo % QUANTUM or hi % QUANTUM):
+        raise _error(name, value, f"multiples of {QUANTUM}")
+    cast = int if is_int else float
+    return cast(lo), cast(hi)
+
+
+def _normalize_choices(name, value):
+    """A fixed number or a sequence of allowed values -> sorted tuple."""
+    allowed = PAPER_RANGES[name]
+    if _is_number(value):
+        value = (value,)
+    if not (isinstance(value, (tuple, list)) and value
+            and all(_is_number(v) for v in value)):
+        raise _error(name, value, f"a value or a non-empty list of values from {allowed}")
+    if not set(value) <= set(allowed):
+        raise _error(name, value, f"values from {allowed} (the paper's limits)")
+    return tuple(sorted({int(v) for v in value}))
+
+
+def parse_budget(name, value):
+    """`None` or `(lo, hi)` (either may be `None`) -> `(lo, hi)` floats or `None`."""
+    if value is None:
+        return None
+    if not (isinstance(value, (tuple, list)) and len(value) == 2
+            and all(v is None or _is_number(v) for v in value)
+            and any(v is not None for v in value)):
+        raise _error(name, value, "None or a `(lo, hi)` pair (either may be None)")
+    lo = 0.0 if value[0] is None else float(value[0])
+    hi = math.inf if value[1] is None else float(value[1])
+    if lo < 0 or lo > hi:
+        raise _error(name, value, "0 <= lo <= hi")
+    return lo, hi
+
+
+class RegNetDesignSpace:
+    """The six-parameter RegNet design space, optionally within a compute budget.
+
+    Args:
+        depth, w0, wa, wm: a fixed value or a `(lo, hi)` range; defaults are
+            the paper's ranges (d 12-28, w0 8-256 in steps of 8,
+            wa 8-256 log-scaled, wm 1.5-3 log-scaled).
+        bottleneck_ratio, group_width: a fixed value or a list of allowed
+            values; defaults `(1, 2, 4)` and `(1, 2, 4, 8, 16, 32)`.
+        block_type: `"x"` or `"y"` (`"y"` adds squeeze-and-excitation with
+            `se_ratio` 0.25).
+        stem_type: `"imagenet"` or `"cifar"`.
+        input_size: side of the square input, for flops and acts.
+        channels: input channels.
+        classes: classifier outputs.
+        flops: `None` or `(lo, hi)` multiply-adds, either end may be `None`.
+        params: `None` or `(lo, hi)` trainable parameters.
+    """
+
+    def __init__(self, depth=PAPER_RANGES["depth"], w0=PAPER_RANGES["w0"],
+                 wa=PAPER_RANGES["wa"], wm=PAPER_RANGES["wm"],
+                 bottleneck_ratio=PAPER_RANGES["bottleneck_ratio"],
+                 group_width=PAPER_RANGES["group_width"], *, block_type="x",
+                 stem_type="imagenet", input_size=224, channels=3,
+                 classes=1000, flops=None, params=None):
+        given = dict(depth=depth, w0=w0, wa=wa, wm=wm,
+                     bottleneck_ratio=bottleneck_ratio, group_width=group_width)
+        self.ranges = {name: _normalize_range(name, given[name])
+                       for name in RANGE_PARAMS}
+        self.ranges.update({name: _normalize_choices(name, given[name])
+                            for name in CHOICE_PARAMS})
+        if block_type not in ("x", "y"):
+            raise _error("block_type", block_type, "'x' or 'y'")
+        if stem_type not in ("imagenet", "cifar"):
+            raise _error("stem_type", stem_type, "'imagenet' or 'cifar'")
+        for name, v in (("input_size", input_size), ("channels", channels),
+                        ("classes", classes)):
+            if not (isinstance(v, (int, np.integer)) and v >= 1):
+                raise _error(name, v, "an integer >= 1")
+        self.block_type = block_type
+        self.stem_type = stem_type
+        self.input_size = int(input_size)
+        self.channels = int(channels)
+        self.classes = int(classes)
+        self.budget = {"flops": parse_budget("flops", flops),
+                       "params": parse_budget("params", params)}
+
+    @property
+    def se_ratio(self):
+        return SE_RATIO if self.block_type == "y" else 0.0
+
+    def is_fixed(self, name):
+        r = self.ranges[name]
+        return len(set(r)) == 1
+
+    def spec(self, values):
+        """The `AnyNetSpec` of a configuration (a mapping holding the six names)."""
+        return regnet_spec(
+            int(values["depth"]), int(values["w0"]), float(values["wa"]),
+            float(values["wm"]), int(values["group_width"]),
+            bottleneck_ratio=int(values["bottleneck_ratio"]),
+            se_ratio=self.se_ratio, stem_type=self.stem_type)
+
+    def complexity(self, values):
+        """`{"flops", "params", "acts"}` of a configuration at this input size."""
+        return complexity(self.spec(values), input_size=self.input_size,
+                          classes=self.classes, channels=self.channels)
+
+    def describe(self, values):
+        """Complexity plus the derived stage depths, widths and group widths."""
+        spec = self.spec(values)
+        out = complexity(spec, input_size=self.input_size,
+                         classes=self.classes, channels=self.channels)
+        out.update(num_stages=spec.num_stages, depths=list(spec.depths),
+                   widths=list(spec.widths), group_widths=list(spec.group_widths))
+        return out
+
+    def in_budget(self, cx):
+        """Whether a complexity dict lies inside the budget (ends inclusive)."""
+        return all(b is None or b[0] <= cx[m] <= b[1]
+                   for m, b in self.budget.items())
+
+    def fits(self, values):
+        """Whether a configuration lies inside the budget."""
+        if all(b is None for b in self.budget.values()):
+            return True
+        return self.in_budget(self.complexity(values))
+
+    def sample(self, rng):
+        """One configuration drawn as in the paper (log-uniform wa and wm).
+
+        Args:
+            rng: a `numpy.random.Generator`.
+        """
+        values = {}
+        for name in RANGE_PARAMS:
+            lo, hi = self.ranges[name]
+            if name == "w0":
+                values[name] = int(rng.integers(lo // QUANTUM, hi // QUANTUM + 1)) * QUANTUM
+            elif name in INT_PARAMS:
+                values[name] = int(rng.integers(lo, hi + 1))
+            else:
+                values[name] = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        for name in CHOICE_PARAMS:
+            values[name] = int(rng.choice(self.ranges[name]))
+        return values
+
+    def sample_in_budget(self, rng, max_draws=MAX_DRAWS):
+        """Draws until a configuration fits the budget.
+
+        Returns:
+            `(values, draws)`: the configuration and the number of draws used.
+
+        Raises:
+            ValueError: no configuration fits after `max_draws` draws.
+        """
+        seen = {m: [math.inf, 0] for m in BUDGET_METRICS}
+        for draw in range(1, max_draws + 1):
+            values = self.sample(rng)
+            cx = self.complexity(values)
+            if self.in_budget(cx):
+                return values, draw
+            for m in BUDGET_METRICS:
+                seen[m] = [min(seen[m][0], cx[m]), max(seen[m][1], cx[m])]
+        raise self.budget_error(max_draws, seen)
+
+    def budget_error(self, draws, seen=None):
+        """The `ValueError` for a budget that no drawn configuration met."""
+        parts = [f"{m}=({_fmt(b[0])}, {_fmt(b[1])})"
+                 for m, b in self.budget.items() if b is not None]
+        msg = (f"Invalid budget {', '.join(parts)}: none of {draws} "
+               f"configurations drawn from the design space {self.ranges} "
+               f"(block {self.block_type.upper()}, {self.input_size}x"
+               f"{self.input_size} input) fits.")
+        if seen:
+            msg += " Drawn configurations span " + ", ".join(
+                f"{m} {_fmt(lo)}-{_fmt(hi)}" for m, (lo, hi) in seen.items()) + "."
+        return ValueError(msg + " Widen the budget or change the ranges.")
+
+    def to_config(self):
+        return {"ranges": {k: list(v) for k, v in self.ranges.items()},
+                "block_type": self.block_type, "stem_type": self.stem_type,
+                "input_size": self.input_size, "channels": self.channels,
+                "classes": self.classes,
+                "flops": _budget_config(self.budget["flops"]),
+                "params": _budget_config(self.budget["params"])}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        ranges = config.pop("ranges")
+        return cls(**{k: tuple(v) for k, v in ranges.items()}, **config)
+
+
+def _budget_config(budget):
+    if budget is None:
+        return None
+    return [budget[0], None if math.isinf(budget[1]) else budget[1]]
+
+
+def _fmt(x):
+    """Human-readable count: 1.5M, 200M, 3.2G."""
+    if math.isinf(x):
+        return "inf"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.4g}{unit}"
+    return f"{x:.4g}"

@@ -1,0 +1,134 @@
+"""Built models against the paper's counts, the analytic counts and the seeds."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_regnet
+from conftest import PAPER_ZOO, X200MF_EXACT
+from keras_regnet import design
+
+
+def trainable_params(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def counted_from_layers(model):
+    """flops and acts read off the built layers' shapes (paper conventions)."""
+    flops = acts = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw, cin_per_group, cout = layer.kernel.shape
+            h, w = layer.output.shape[1:3]
+            flops += kh * kw * cin_per_group * cout * h * w + (cout if layer.use_bias else 0)
+            acts += cout * h * w
+        elif isinstance(layer, keras.layers.Dense):
+            cin, cout = layer.kernel.shape
+            flops += cin * cout + cout
+            acts += cout
+    return flops, acts
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_ZOO))
+def test_zoo_model_params(name):
+    keras.backend.clear_session()
+    model = getattr(keras_regnet, name)(weights=None)
+    analytic = keras_regnet.complexity(name)
+    assert trainable_params(model) == analytic["params"]
+    assert round(analytic["params"] / 1e6, 1) == pytest.approx(PAPER_ZOO[name][7], abs=0.051)
+    if name in ("RegNetX002", "RegNetY016", "RegNetX032"):
+        assert counted_from_layers(model) == (analytic["flops"], analytic["acts"])
+    if name == "RegNetX002":
+        assert counted_from_layers(model) == (X200MF_EXACT["flops"], X200MF_EXACT["acts"])
+        assert trainable_params(model) == X200MF_EXACT["params"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_complexity_matches_built_model(seed):
+    """Analytic counts equal counts taken from random built models."""
+    rng = np.random.default_rng(seed)
+    size = int(rng.choice([32, 40, 64]))
+    block = ["x", "y", "res_basic", "vanilla"][seed % 4]
+    widths = sorted(int(rng.integers(1, 9)) * 8 for _ in range(3))
+    spec = design.AnyNetSpec(
+        depths=tuple(int(d) for d in rng.integers(1, 3, 3)),
+        widths=tuple(widths), strides=(1, 2, 2),
+        bottleneck_ratios=1 if block in ("res_basic", "vanilla") else 2,
+        group_widths=4 if block in ("x", "y") else 1,
+        block_type=block, se_ratio=0.25 if block == "y" else 0.0,
+        stem_type=["imagenet", "cifar"][seed % 2], stem_width=16,
+        head_width=int(rng.choice([0, 64])))
+    keras.backend.clear_session()
+    model = keras_regnet.AnyNet(spec, input_shape=(size, size, 3), classes=7)
+    cx = keras_regnet.complexity(spec, input_size=size, classes=7)
+    assert trainable_params(model) == cx["params"]
+    assert counted_from_layers(model) == (cx["flops"], cx["acts"])
+
+
+def test_d2l_regnetx32_layer_summary():
+    """Seed 000: RegNetX32 on 96x96x1 -> 48x48x32, 24x24x32, 12x12x80, 10."""
+    model = keras_regnet.AnyNet(depths=(4, 6), widths=(32, 80), group_widths=16,
+                                input_shape=(96, 96, 1), classes=10)
+    shapes = [model.get_layer(n).output.shape[1:]
+              for n in ("stem_relu", "s1_b4_out", "s2_b6_out", "predictions")]
+    assert shapes == [(48, 48, 32), (24, 24, 32), (12, 12, 80), (10,)]
+
+
+def test_stable_layer_names_and_features():
+    model = keras_regnet.RegNetY002(weights=None)
+    names = {layer.name for layer in model.layers}
+    assert {"rescaling", "stem_conv", "stem_bn", "stem_relu", "s1_b1_proj_conv",
+            "s1_b1_a_conv", "s1_b1_b_conv", "s1_b1_se_reduce", "s1_b1_se_expand",
+            "s1_b1_c_bn", "s1_b1_out", "s4_b7_out", "avg_pool", "predictions"} <= names
+    assert isinstance(model.get_layer("s2_b1_b_conv"), keras_regnet.GroupedConv2D)
+    features = keras_regnet.feature_model(
+        keras_regnet.RegNetY002(weights=None, include_top=False, input_shape=(64, 64, 3)))
+    spec = design.zoo_spec("RegNetY002")
+    assert [tuple(o.shape[1:]) for o in features.outputs] == [
+        (64 // 4, 64 // 4, spec.widths[0]), (8, 8, spec.widths[1]),
+        (4, 4, spec.widths[2]), (2, 2, spec.widths[3])]
+
+
+@pytest.mark.parametrize("pooling, shape", [(None, (7, 7, 368)), ("avg", (368,)),
+                                            ("max", (368,))])
+def test_no_top_pooling(pooling, shape):
+    model = keras_regnet.RegNetX002(weights=None, include_top=False, pooling=pooling,
+                                    input_shape=(224, 224, 3))
+    assert tuple(model.output.shape[1:]) == shape
+
+
+def test_input_tensor_and_symmetric_padding():
+    x = keras.Input((64, 64, 3))
+    model = keras_regnet.RegNet(6, 16, 16.0, 2.0, 8, input_tensor=x, classes=5)
+    assert model.inputs[0] is x and tuple(model.output.shape) == (None, 5)
+
+
+@pytest.fixture
+def nothing_built(monkeypatch):
+    """Fails the test if a model starts being built."""
+    def fail(*args, **kwargs):
+        raise AssertionError("a model was built before the input was checked")
+    monkeypatch.setattr(keras_regnet.models.blocks, "stem", fail)
+
+
+@pytest.mark.parametrize("kwargs, arg", [
+    (dict(pooling="min", include_top=False), "pooling"),
+    (dict(input_shape=(16, 16, 3)), "input_shape"),
+    (dict(input_shape=(224, 224)), "input_shape"),
+    (dict(classes=0), "classes"),
+    (dict(drop_path_rate=1.0), "drop_path_rate"),
+    (dict(weights="/nonexistent/regnet.weights.h5"), "weights"),
+    (dict(weights="imagenet", classes=10), "classes"),
+    (dict(weights="imagenet", input_shape=(224, 224, 1), include_top=False), "input_shape"),
+])
+def test_bad_input_fails_before_building(nothing_built, kwargs, arg):
+    kwargs = {"weights": None, **kwargs}
+    with pytest.raises(ValueError, match=f"`{arg}`"):
+        keras_regnet.RegNetX002(**kwargs)
+
+
+def test_bad_regnet_parameters_fail_before_building(nothing_built):
+    with pytest.raises(ValueError, match="`wm`: 0.9"):
+        keras_regnet.RegNet(13, 24, 36.44, 0.9, 8)
+    with pytest.raises(ValueError, match="`block_type`"):
+        keras_regnet.AnyNet(depths=(1,), widths=(8,), block_type="z")
