@@ -76,6 +76,7 @@ def test_d2l_regnetx32_layer_summary():
 
 def test_stable_layer_names_and_features():
     model = keras_regnet.RegNetY002(weights=None)
+    assert model.name == "regnety002"
     names = {layer.name for layer in model.layers}
     assert {"rescaling", "stem_conv", "stem_bn", "stem_relu", "s1_b1_proj_conv",
             "s1_b1_a_conv", "s1_b1_b_conv", "s1_b1_se_reduce", "s1_b1_se_expand",
