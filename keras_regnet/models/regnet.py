@@ -142,6 +142,7 @@ RegNetY120 = _zoo_constructor("RegNetY120")
 RegNetY160 = _zoo_constructor("RegNetY160")
 RegNetY320 = _zoo_constructor("RegNetY320")
 CONSTRUCTORS = {name: globals()[name] for name in MODEL_NAMES}
+__all__ = ["RegNet", *MODEL_NAMES, "preprocess_input", "decode_predictions"]
 
 
 def preprocess_input(x, data_format=None):
