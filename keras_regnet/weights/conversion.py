@@ -1,0 +1,88 @@
+"""Converting PyTorch RegNet checkpoints (pycls, torchvision, timm)."""
+
+import os
+
+from keras_regnet.design.zoo import MODEL_NAMES, zoo_spec
+from keras_regnet.weights import formats, mapping
+from keras_regnet.weights.imagenet import canonical_name
+from keras_regnet.weights.loading import describe, infer_spec
+
+# Sizes where torchvision's width rounding (float32, `_make_divisible`)
+# gives other stage widths than the paper's.
+TORCHVISION_VARIANTS = ("RegNetX004", "RegNetX040", "RegNetY008",
+                        "RegNetY040", "RegNetY080")
+
+
+def convert(src, dst, model=None, source=None):
+    """Converts a PyTorch RegNet checkpoint into a Keras weights file.
+
+    The file keeps our layer names and records the source, the padding
+    (`"symmetric"`) and preprocessing (`"imagenet"`: ImageNet mean/std)
+    the weights expect, and the network's `AnyNetSpec`, so that
+    `weights=dst` builds the model right. pycls checkpoints expect BGR
+    input; the converted stem takes RGB.
+
+    Args:
+        src: a `.pyth`/`.pth`/`.pt` (needs torch) or `.safetensors` file.
+        dst: the file to write (HDF5, e.g. `regnety016_pycls.h5`).
+        model: the published model the checkpoint is for, e.g.
+            `"RegNetY016"`; its layout is checked against the checkpoint.
+            None converts any RegNet/AnyNet layout as its own variant
+            (build it with `AnyNet(keras_regnet.weights.file_spec(dst))`).
+        source: `"pycls"`, `"torchvision"` or `"timm"`; detected from the
+            checkpoint's keys when None.
+
+    Returns:
+        The metadata written to `dst` (a dict).
+
+    Raises:
+        ValueError: bad arguments, or a checkpoint whose layout differs from
+            `model`'s (e.g. torchvision's differently rounded sizes).
+    """
+    name = None
+    if model is not None:
+        name = canonical_name(model)
+        if name is None:
+            raise ValueError(
+                f"Invalid `model`: {model!r}. Expected one of {MODEL_NAMES} "
+                "or None (convert the checkpoint's own layout).")
+    if source is not None and source not in mapping.SOURCES:
+        raise ValueError(
+            f"Invalid `source`: {source!r}. Expected one of "
+            f"{mapping.SOURCES} or None (detect).")
+    src = os.fspath(src)
+    if not os.path.isfile(src):
+        raise ValueError(f"Invalid `src`: {src!r}. The file does not exist.")
+    if formats.file_kind(src) not in ("torch", "safetensors"):
+        raise ValueError(
+            f"Invalid `src`: {src!r}. Expected a PyTorch checkpoint "
+            "(.pyth, .pth, .pt, .bin or .safetensors).")
+    state = formats.read_state_dict(src)
+    source = source or mapping.detect_source(state)
+    layers, _ = mapping.from_state_dict(state, source)
+    spec = infer_spec(layers)
+    if name is not None and spec != zoo_spec(name):
+        note = ""
+        if source == "torchvision" and name in TORCHVISION_VARIANTS:
+            note = (" torchvision rounds the widths of this size differently "
+                    "from the paper, so its checkpoint is a different "
+                    "network.")
+        raise ValueError(
+            f"The checkpoint {src!r} ({source}) does not fit {name}: it has "
+            f"{describe(spec)}; {name} has {describe(zoo_spec(name))}.{note} "
+            "Convert it as its own variant by leaving out `model` "
+            "(`--model`), then build it with "
+            "`keras_regnet.AnyNet(keras_regnet.weights.file_spec(dst), "
+            "weights=dst)`.")
+    metadata = {
+        "source": source,
+        "model": name or "",
+        "padding": "symmetric",
+        "preprocessing": "imagenet",
+        "channels": int(layers["stem_conv"]["kernel"].shape[2]),
+        "classes": int(layers["predictions"]["kernel"].shape[1])
+        if "predictions" in layers else 0,
+        "spec": spec.to_config(),
+    }
+    formats.write_converted(dst, layers, metadata)
+    return metadata
