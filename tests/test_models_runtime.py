@@ -1,0 +1,366 @@
+"""Runtime behaviour of the built models: grouped conv, backends, saving,
+training and the training options (issue 2)."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_regnet
+from keras_regnet.models import layers as regnet_layers
+
+from _backend_check import conv_inputs, conv_results
+
+HELPER = os.path.join(os.path.dirname(__file__), "_backend_check.py")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A 4-block RegNet whose stages have 2, 4 and 8 groups in the 3x3 conv.
+SMALL = dict(depth=4, w0=16, wa=16, wm=2.0, group_width=8, stem_type="cifar",
+             input_shape=(32, 32, 3), classes=10)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_session():
+    yield
+    keras.backend.clear_session()
+
+
+def _images(n, seed=0):
+    return np.random.default_rng(seed).uniform(
+        0, 255, (n, *SMALL["input_shape"])).astype("float32")
+
+
+def _randomize(model, seed=0):
+    """Random BN parameters and moving statistics, so that inference
+    outputs depend on all four being computed, saved and loaded right, and
+    a classifier large enough that the outputs differ across images."""
+    rng = np.random.default_rng(seed)
+    head = model.get_layer("predictions")
+    head.kernel.assign(rng.normal(0, 0.3, head.kernel.shape).astype("float32"))
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            for var, values in (
+                    (layer.gamma, rng.uniform(0.5, 1.5, n)),
+                    (layer.beta, rng.normal(0, 0.2, n)),
+                    (layer.moving_mean, rng.normal(0, 0.2, n)),
+                    (layer.moving_variance, rng.uniform(0.5, 2.0, n))):
+                var.assign(values.astype("float32"))
+
+
+def _assert_close(actual, desired, rel=1e-5):
+    """Close to `rel` of the largest magnitude in `desired`."""
+    np.testing.assert_allclose(
+        actual, desired, rtol=rel, atol=rel * float(np.max(np.abs(desired))))
+
+
+def _assert_conv_results_close(actual, desired, rel=1e-5):
+    for i in desired:
+        for what, a, d in zip(("output", "d/dinput", "d/dkernel"),
+                              actual[i], desired[i]):
+            try:
+                _assert_close(a, d, rel)
+            except AssertionError as e:
+                raise AssertionError(f"case {i}, {what}: {e}") from None
+
+
+# --- GroupedConv2D ----------------------------------------------------------
+
+def test_grouped_conv_matches_keras_conv_on_tensorflow():
+    arrays = conv_inputs()
+    _assert_conv_results_close(
+        conv_results(keras_regnet.GroupedConv2D, arrays),
+        conv_results(keras.layers.Conv2D, arrays))
+
+
+def test_grouped_conv_takes_native_path_on_tensorflow(monkeypatch):
+    import keras.src.backend.tensorflow.nn as keras_tf_nn
+    import keras.src.ops.nn as keras_ops_nn
+
+    assert regnet_layers.native_grouped_conv_ok() is True
+    # Conv2D calls ops.conv, which dispatches through this module's conv.
+    assert keras_ops_nn.backend.nn is keras_tf_nn
+    arrays = conv_inputs()
+    reference = conv_results(keras.layers.Conv2D, arrays)
+
+    keras_conv = keras_tf_nn.conv
+
+    def conv_refusing_groups(inputs, kernel, *args, **kwargs):
+        if inputs.shape[-1] != kernel.shape[-2]:
+            raise RuntimeError("Keras' grouped conv was called")
+        return keras_conv(inputs, kernel, *args, **kwargs)
+
+    monkeypatch.setattr(keras_tf_nn, "conv", conv_refusing_groups)
+    # The patch is on Keras' own path: Conv2D and our fallback reach it.
+    with pytest.raises(RuntimeError, match="grouped conv was called"):
+        conv_results(keras.layers.Conv2D, arrays)
+    with monkeypatch.context() as m:
+        m.setattr(regnet_layers, "_NATIVE_GROUPED_CONV", False)
+        with pytest.raises(RuntimeError, match="grouped conv was called"):
+            conv_results(keras_regnet.GroupedConv2D, arrays)
+
+    _assert_conv_results_close(
+        conv_results(keras_regnet.GroupedConv2D, arrays), reference)
+    # A whole model, traced by fit(), trains without Keras' grouped conv.
+    model = keras_regnet.RegNet(**SMALL)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    history = model.fit(_images(8), np.arange(8), batch_size=4, epochs=1,
+                        verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+# --- JAX and torch backends -------------------------------------------------
+
+_CROSS_MODEL = dict(SMALL, se_ratio=0.25, drop_path_rate=0.1,
+                    classifier_activation=None)
+
+
+@pytest.fixture(scope="module", params=["jax", "torch"])
+def other_backend(request, tmp_path_factory):
+    """TensorFlow results, and the same computations run in a subprocess on
+    the JAX or torch backend (weights saved by TensorFlow)."""
+    backend = request.param
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed; the {backend} backend "
+                    "tests need it (pip install -e '.[test]').")
+    tmp = tmp_path_factory.mktemp(backend)
+    model = keras_regnet.RegNet(**_CROSS_MODEL)
+    _randomize(model)
+    weights = str(tmp / "small.weights.h5")
+    model.save_weights(weights)
+    arrays = conv_inputs()
+    arrays["images"] = _images(6)
+    np.savez(tmp / "in.npz", **arrays)
+    tf_results = {
+        "model_out": model.predict(arrays["images"], verbose=0),
+        "conv": conv_results(keras.layers.Conv2D, arrays),
+    }
+    keras.backend.clear_session()
+
+    env = dict(os.environ, KERAS_BACKEND=backend,
+               PYTHONPATH=os.pathsep.join(
+                   filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    if backend == "jax":
+        # JAX compiles one XLA program per weight shape just to initialise
+        # the model; unoptimised compilation halves the time.
+        env["XLA_FLAGS"] = " ".join(filter(None, [
+            env.get("XLA_FLAGS"), "--xla_backend_optimization_level=0"]))
+    model_kwargs = dict(_CROSS_MODEL, input_shape=list(SMALL["input_shape"]))
+    proc = subprocess.run(
+        [sys.executable, HELPER, str(tmp / "in.npz"), str(tmp / "out.npz"),
+         weights, json.dumps(model_kwargs)],
+        env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, (
+        f"{backend} subprocess failed:\n{proc.stderr[-4000:]}")
+    out = dict(np.load(tmp / "out.npz"))
+    assert str(out["backend"]) == backend
+    for prefix in ("grouped", "keras"):
+        out[prefix] = {i: tuple(out[f"{i}_{prefix}_{k}"]
+                                for k in ("out", "dx", "dkernel"))
+                       for i in tf_results["conv"]}
+    return tf_results, out
+
+
+def test_grouped_conv_matches_keras_conv_on_other_backends(other_backend):
+    tf_results, out = other_backend
+    _assert_conv_results_close(out["grouped"], out["keras"])
+    # And both agree with TensorFlow's computation of the same case.
+    _assert_conv_results_close(out["grouped"], tf_results["conv"])
+
+
+def test_forward_pass_matches_tensorflow_on_other_backends(other_backend):
+    tf_results, out = other_backend
+    expected = tf_results["model_out"]
+    # Non-trivial outputs: they differ across images and classes.
+    assert np.std(expected, axis=0).min() > 1e-3
+    np.testing.assert_allclose(out["model_out"], expected, atol=1e-4, rtol=0)
+
+
+# --- Saving -----------------------------------------------------------------
+
+@pytest.mark.parametrize("se_ratio", [0.0, 0.25], ids=["X", "Y"])
+def test_keras_file_round_trip(tmp_path, se_ratio):
+    model = keras_regnet.RegNet(**SMALL, se_ratio=se_ratio,
+                                drop_path_rate=0.2, classifier_activation=None,
+                                name="small")
+    _randomize(model)
+    images = _images(4)
+    expected = model.predict(images, verbose=0)
+    path = str(tmp_path / "small.keras")
+    model.save(path)
+    keras.backend.clear_session()
+
+    loaded = keras.models.load_model(path)
+    assert loaded.name == "small"
+    rates = {l.name: l.rate for l in model.layers
+             if isinstance(l, keras_regnet.DropPath)}
+    assert rates and rates == {l.name: l.rate for l in loaded.layers
+                               if isinstance(l, keras_regnet.DropPath)}
+    assert isinstance(loaded.get_layer("s1_b1_b_conv"),
+                      keras_regnet.GroupedConv2D)
+    assert any(l.name == "s1_b1_se_reduce" for l in loaded.layers) == bool(se_ratio)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), expected,
+                               atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("se_ratio", [0.0, 0.25], ids=["X", "Y"])
+def test_saved_model_export_round_trip(tmp_path, se_ratio):
+    model = keras_regnet.RegNet(**SMALL, se_ratio=se_ratio,
+                                drop_path_rate=0.2, classifier_activation=None)
+    _randomize(model)
+    images = _images(4)
+    expected = model.predict(images, verbose=0)
+    path = str(tmp_path / "exported")
+    model.export(path, verbose=False)
+
+    reloaded = tf.saved_model.load(path)
+    np.testing.assert_allclose(reloaded.serve(tf.constant(images)).numpy(),
+                               expected, atol=1e-5, rtol=0)
+
+
+# --- Training ---------------------------------------------------------------
+
+def test_training_on_digits_beats_chance():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    # 8x8 images in [0, 16] -> 16x16x1 in [0, 255], the model's input range.
+    x = np.kron(digits.images, np.ones((2, 2)))[..., None] * (255 / 16)
+    x_train, x_val, y_train, y_val = train_test_split(
+        x.astype("float32"), digits.target, test_size=0.25, random_state=0,
+        stratify=digits.target)
+    keras.utils.set_random_seed(0)
+    model = keras_regnet.RegNet(**dict(SMALL, input_shape=(16, 16, 1)))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3),
+                  loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(x_train, y_train, batch_size=32, epochs=4, verbose=0)
+    _, accuracy = model.evaluate(x_val, y_val, verbose=0)
+    # Chance is 0.1; measured about 0.97.
+    assert accuracy >= 0.9, f"validation accuracy {accuracy:.3f}"
+
+
+# --- Training options -------------------------------------------------------
+
+def test_drop_path_is_stochastic_in_training_only():
+    images = _images(8)
+    model = keras_regnet.RegNet(**SMALL, drop_path_rate=0.5,
+                                classifier_activation=None)
+    blocks = [l.name[:-len("_out")] for l in model.layers
+              if l.name.endswith("_out")]
+    # Linearly increasing over the blocks, 0 (so no layer) for the first.
+    expected = dict(zip(blocks, np.linspace(0, 0.5, len(blocks))))
+    rates = {l.name[:-len("_drop_path")]: l.rate for l in model.layers
+             if isinstance(l, keras_regnet.DropPath)}
+    assert rates.keys() == {b for b, r in expected.items() if r > 0}
+    for block, rate in rates.items():
+        assert rate == pytest.approx(expected[block])
+
+    train_1 = model(images, training=True).numpy()
+    train_2 = model(images, training=True).numpy()
+    assert not np.allclose(train_1, train_2)
+    infer_1 = model(images, training=False).numpy()
+    np.testing.assert_array_equal(model(images, training=False).numpy(), infer_1)
+
+    # Control: without drop path, training-mode outputs are reproducible.
+    plain = keras_regnet.RegNet(**SMALL, classifier_activation=None)
+    np.testing.assert_allclose(plain(images, training=True).numpy(),
+                               plain(images, training=True).numpy(), atol=1e-6)
+
+
+def test_drop_path_drops_whole_samples():
+    layer = keras_regnet.DropPath(0.3, seed=1)
+    x = np.ones((4000, 2, 2, 3), "float32")
+    y = keras.ops.convert_to_numpy(layer(x, training=True))
+    per_sample = y.reshape(len(y), -1)
+    kept = per_sample[:, 0] > 0
+    np.testing.assert_allclose(per_sample[kept], 1 / 0.7, rtol=1e-6)
+    np.testing.assert_array_equal(per_sample[~kept], 0)
+    assert abs((~kept).mean() - 0.3) < 0.03  # about 4 standard deviations
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(layer(x, training=False)), x)
+
+
+def test_zero_init_last_bn():
+    model = keras_regnet.RegNet(**SMALL, zero_init_last_bn=True)
+    bns = [l for l in model.layers
+           if isinstance(l, keras.layers.BatchNormalization)]
+    last = [l for l in bns if l.name.endswith("_c_bn")]
+    assert len(last) == len([l for l in model.layers if l.name.endswith("_out")])
+    for layer in bns:
+        gamma = keras.ops.convert_to_numpy(layer.gamma)
+        np.testing.assert_array_equal(gamma, 0 if layer in last else 1,
+                                      err_msg=layer.name)
+    # So a block without projection starts as the identity: s3_b2 here.
+    features = keras.Model(model.inputs, [model.get_layer("s3_b1_out").output,
+                                          model.get_layer("s3_b2_out").output])
+    block_in, block_out = features.predict(_images(2), verbose=0)
+    np.testing.assert_array_equal(block_out, block_in)
+
+    resnet = keras_regnet.AnyNet(
+        depths=(1, 2), widths=(16, 32), block_type="res_basic",
+        stem_type="cifar", input_shape=(16, 16, 3), classes=10,
+        zero_init_last_bn=True)
+    for layer in resnet.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma = keras.ops.convert_to_numpy(layer.gamma)
+            is_last = layer.name.endswith("_b_bn") and layer.name.startswith("s")
+            np.testing.assert_array_equal(gamma, 0 if is_last else 1,
+                                          err_msg=layer.name)
+
+
+def test_batch_norm_momentum_and_epsilon():
+    model = keras_regnet.RegNet(**SMALL, se_ratio=0.25)
+    bns = [l for l in model.layers
+           if isinstance(l, keras.layers.BatchNormalization)]
+    assert len(bns) > 10
+    for layer in bns:
+        assert (layer.momentum, layer.epsilon) == (0.9, 1e-5), layer.name
+
+    # One training step moves the statistics 10% of the way to the batch's.
+    images = _images(8)
+    conv = keras.Model(model.inputs, model.get_layer("stem_conv").output)
+    activations = conv.predict(images, verbose=0)
+    model(images, training=True)
+    stem_bn = model.get_layer("stem_bn")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(stem_bn.moving_mean),
+        0.1 * activations.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(stem_bn.moving_variance),
+        0.9 + 0.1 * activations.var(axis=(0, 1, 2)), rtol=1e-4)
+
+
+@pytest.mark.parametrize("activation", ["softmax", None])
+def test_classifier_activation_is_applied(activation):
+    model = keras_regnet.RegNet(**SMALL, classifier_activation=activation)
+    images = _images(4)
+    head = model.get_layer("predictions")
+    # Logits well away from uniform, so that softmax visibly changes them.
+    head.kernel.assign(np.random.default_rng(0).normal(
+        0, 0.3, head.kernel.shape).astype("float32"))
+    pooled = keras.Model(model.inputs, model.get_layer("avg_pool").output)
+    kernel, bias = head.get_weights()
+    logits = pooled.predict(images, verbose=0) @ kernel + bias
+    outputs = model.predict(images, verbose=0)
+    if activation == "softmax":
+        np.testing.assert_allclose(outputs.sum(axis=-1), 1, rtol=1e-6)
+        probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        np.testing.assert_allclose(
+            outputs, probs / probs.sum(axis=-1, keepdims=True), atol=1e-6)
+    else:
+        np.testing.assert_allclose(outputs, logits, atol=1e-5, rtol=1e-5)
+        assert not np.allclose(outputs.sum(axis=-1), 1)
+
+
+def test_model_name_is_kept():
+    assert keras_regnet.RegNet(**SMALL, name="tiny").name == "tiny"
+    assert keras_regnet.AnyNet(depths=(1,), widths=(16,), group_widths=8,
+                               stem_type="cifar", input_shape=(16, 16, 3),
+                               classes=10).name == "anynet"
