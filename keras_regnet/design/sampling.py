@@ -32,9 +32,8 @@ PAPER_LIMITS = {
 PARAM_NAMES = tuple(PAPER_RANGES)
 RANGE_PARAMS = ("depth", "w0", "wa", "wm")
 CHOICE_PARAMS = ("bottleneck_ratio", "group_width")
+# Sampled uniformly (w0 on multiples of 8); wa and wm log-uniformly.
 INT_PARAMS = ("depth", "w0")
-# wa and wm are sampled log-uniformly, d and w0 uniformly (w0 on multiples of 8).
-LOG_PARAMS = ("wa", "wm")
 SE_RATIO = 0.25
 BUDGET_METRICS = ("flops", "params")
 # Draws before a budget is declared impossible; about 2 s.
@@ -105,6 +104,10 @@ def parse_budget(name, value):
 class RegNetDesignSpace:
     """The six-parameter RegNet design space, optionally within a compute budget.
 
+    A configuration fits when its complexity at the input size lies inside
+    the budget and its stride-2 stages do not shrink the input below 1x1
+    (`max_stages`), which the model builders require.
+
     Args:
         depth, w0, wa, wm: a fixed value or a `(lo, hi)` range; defaults are
             the paper's ranges (d 12-28, w0 8-256 in steps of 8,
@@ -153,10 +156,6 @@ class RegNetDesignSpace:
     def se_ratio(self):
         return SE_RATIO if self.block_type == "y" else 0.0
 
-    def is_fixed(self, name):
-        r = self.ranges[name]
-        return len(set(r)) == 1
-
     def spec(self, values):
         """The `AnyNetSpec` of a configuration (a mapping holding the six names)."""
         return regnet_spec(
@@ -184,11 +183,27 @@ class RegNetDesignSpace:
         return all(b is None or b[0] <= cx[m] <= b[1]
                    for m, b in self.budget.items())
 
-    def fits(self, values):
-        """Whether a configuration lies inside the budget."""
+    @property
+    def max_stages(self):
+        """Most stride-2 stages the input allows (total stride <= input size)."""
+        size = self.input_size // (2 if self.stem_type == "imagenet" else 1)
+        return max(int(math.log2(size)), 0)
+
+    def _check(self, values):
+        """`(fits, complexity or None)` of a configuration."""
+        spec = self.spec(values)
+        if spec.num_stages > self.max_stages:
+            return False, None
         if all(b is None for b in self.budget.values()):
-            return True
-        return self.in_budget(self.complexity(values))
+            return True, None
+        cx = complexity(spec, input_size=self.input_size, classes=self.classes,
+                        channels=self.channels)
+        return self.in_budget(cx), cx
+
+    def fits(self, values):
+        """Whether a configuration can be built at the input size (at most
+        `max_stages` stages) and lies inside the budget."""
+        return self._check(values)[0]
 
     def sample(self, rng):
         """One configuration drawn as in the paper (log-uniform wa and wm).
@@ -199,7 +214,9 @@ class RegNetDesignSpace:
         values = {}
         for name in RANGE_PARAMS:
             lo, hi = self.ranges[name]
-            if name == "w0":
+            if lo == hi:
+                values[name] = lo
+            elif name == "w0":
                 values[name] = int(rng.integers(lo // QUANTUM, hi // QUANTUM + 1)) * QUANTUM
             elif name in INT_PARAMS:
                 values[name] = int(rng.integers(lo, hi + 1))
@@ -210,7 +227,7 @@ class RegNetDesignSpace:
         return values
 
     def sample_in_budget(self, rng, max_draws=MAX_DRAWS):
-        """Draws until a configuration fits the budget.
+        """Draws until a configuration `fits`.
 
         Returns:
             `(values, draws)`: the configuration and the number of draws used.
@@ -221,23 +238,25 @@ class RegNetDesignSpace:
         seen = {m: [math.inf, 0] for m in BUDGET_METRICS}
         for draw in range(1, max_draws + 1):
             values = self.sample(rng)
-            cx = self.complexity(values)
-            if self.in_budget(cx):
+            ok, cx = self._check(values)
+            if ok:
                 return values, draw
-            for m in BUDGET_METRICS:
+            for m in BUDGET_METRICS if cx else ():
                 seen[m] = [min(seen[m][0], cx[m]), max(seen[m][1], cx[m])]
-        raise self.budget_error(max_draws, seen)
+        raise self.infeasible_error(max_draws, seen)
 
-    def budget_error(self, draws, seen=None):
-        """The `ValueError` for a budget that no drawn configuration met."""
+    def infeasible_error(self, draws, seen=None):
+        """The `ValueError` for a space in which no drawn configuration fits."""
         parts = [f"{m}=({_fmt(b[0])}, {_fmt(b[1])})"
                  for m, b in self.budget.items() if b is not None]
-        msg = (f"Invalid budget {', '.join(parts)}: none of {draws} "
-               f"configurations drawn from the design space {self.ranges} "
-               f"(block {self.block_type.upper()}, {self.input_size}x"
-               f"{self.input_size} input) fits.")
+        what = f"budget {', '.join(parts)}" if parts else f"ranges {self.ranges}"
+        msg = (f"Invalid {what}: none of {draws} configurations drawn from the "
+               f"design space {self.ranges} (block {self.block_type.upper()}, "
+               f"{self.input_size}x{self.input_size} input, at most "
+               f"{self.max_stages} stages) fits.")
+        seen = {m: v for m, v in (seen or {}).items() if v[1]}
         if seen:
-            msg += " Drawn configurations span " + ", ".join(
+            msg += " Drawn configurations with few enough stages span " + ", ".join(
                 f"{m} {_fmt(lo)}-{_fmt(hi)}" for m, (lo, hi) in seen.items()) + "."
         return ValueError(msg + " Widen the budget or change the ranges.")
 

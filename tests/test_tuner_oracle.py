@@ -1,0 +1,140 @@
+"""Budgeted oracles: every proposed trial fits the budget, for all three tuners
+(issue 4). The oracles are driven directly, with synthetic scores, so no
+model is trained."""
+
+import math
+
+import keras
+import pytest
+
+from tuner import RegNetHyperModel, build_tuner
+from tuner.oracle import TrialStatus
+
+# A budget that rejects most of the paper's space at 32x32 (CIFAR stem).
+FLOPS = (10e6, 20e6)
+
+
+def _hypermodel(**kwargs):
+    return RegNetHyperModel((32, 32, 3), 10, flops=FLOPS, **kwargs)
+
+
+def _drive(oracle, n, score):
+    """Creates and ends up to `n` trials; returns the trials that ran."""
+    trials = []
+    for _ in range(n):
+        trial = oracle.create_trial("tuner0")
+        if trial.status == TrialStatus.STOPPED:
+            break
+        if trial.status == TrialStatus.IDLE:
+            continue
+        trials.append(trial)
+        oracle.update_trial(trial.trial_id, {"val_accuracy": score(trial)})
+        trial.status = TrialStatus.COMPLETED
+        oracle.end_trial(trial)
+    return trials
+
+
+def _score(trial):
+    # Prefers ~15 MFLOPs-like configurations, so the GP has a signal.
+    v = trial.hyperparameters.values
+    return 1.0 / (1.0 + abs(math.log(v["wa"] / 30.0)) + abs(v["depth"] - 16) / 8)
+
+
+@pytest.mark.parametrize("kind, n, kwargs", [
+    ("random", 150, {}),
+    ("bayes", 12, {}),
+    ("hyperband", 150, {"max_epochs": 9}),
+])
+def test_every_trial_fits_the_budget(tmp_path, kind, n, kwargs):
+    hypermodel = _hypermodel()
+    search = build_tuner(hypermodel, kind, max_trials=n, seed=1,
+                         directory=str(tmp_path), project_name="p", **kwargs)
+    oracle = search.oracle
+    if kind == "bayes":
+        oracle.num_initial_points = 5
+    trials = _drive(oracle, n, _score)
+    assert len(trials) >= 12
+    flops = [hypermodel.space.complexity(t.hyperparameters.values)["flops"]
+             for t in trials]
+    assert all(FLOPS[0] <= f <= FLOPS[1] for f in flops)
+    # The budget rejected candidates: they were re-drawn, not run.
+    assert oracle.draws > oracle.accepted >= len({t.trial_id for t in trials
+                                                   if "tuner/trial_id" not in
+                                                   t.hyperparameters.values})
+    if kind == "hyperband":
+        epochs = [t.hyperparameters.values["tuner/epochs"] for t in trials]
+        assert set(epochs) == {1, 3, 9}
+    else:
+        assert len(trials) == n  # GP proposals after the 5 random ones fit too.
+    assert oracle.draws >= 100
+
+
+def test_params_budget_checked_against_built_models(tmp_path):
+    params = (50e3, 150e3)
+    hypermodel = RegNetHyperModel((16, 16, 1), 10, depth=(2, 8), w0=(8, 64),
+                                  wa=(8, 64), params=params)
+    search = build_tuner(hypermodel, "random", max_trials=6, seed=0,
+                         directory=str(tmp_path), project_name="p")
+    trials = _drive(search.oracle, 6, lambda t: 0.5)
+    assert len(trials) == 6
+    for trial in trials:
+        model = hypermodel.build(trial.hyperparameters)
+        trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
+        assert params[0] <= trainable <= params[1]
+        keras.backend.clear_session()
+
+
+def test_defaults_fit_the_budget(tmp_path):
+    hypermodel = _hypermodel(block="Y")
+    search = build_tuner(hypermodel, "random", max_trials=1,
+                         directory=str(tmp_path), project_name="p")
+    values = search.oracle.get_space().values
+    assert FLOPS[0] <= hypermodel.space.complexity(values)["flops"] <= FLOPS[1]
+
+
+def test_bad_hypermodel_arguments_fail_before_any_trial():
+    with pytest.raises(ValueError, match=r"Invalid budget flops=\(1, 2\)"):
+        RegNetHyperModel((32, 32, 3), 10, flops=(1, 2))
+    with pytest.raises(ValueError, match="`input_shape`.*>= 32 with the imagenet stem"):
+        RegNetHyperModel((16, 16, 3), 10, stem_type="imagenet")
+    with pytest.raises(ValueError, match="`learning_rate`"):
+        RegNetHyperModel((32, 32, 3), 10, learning_rate=(0.5, 0.1))
+    with pytest.raises(ValueError, match="`block`"):
+        RegNetHyperModel((32, 32, 3), 10, block="Z")
+
+
+def test_consecutive_failures_stop_the_search(tmp_path):
+    search = build_tuner(_hypermodel(), "random", max_trials=10,
+                         max_consecutive_failed_trials=2,
+                         directory=str(tmp_path), project_name="p")
+    oracle = search.oracle
+    for _ in range(2):
+        trial = oracle.create_trial("tuner0")
+        trial.status = TrialStatus.FAILED
+        trial.message = "Traceback ...\nValueError: simulated"
+        oracle.end_trial(trial)
+    assert oracle.create_trial("tuner0").status == TrialStatus.STOPPED
+    assert "2 consecutive trials failed" in oracle.stop_reason
+    assert "ValueError: simulated" in oracle.stop_reason
+
+
+def test_a_trial_whose_process_died_twice_is_failed_on_resume(tmp_path):
+    def resumed_oracle():
+        # A new tuner on a saved project reloads the oracle, as `--resume` does.
+        search = build_tuner(_hypermodel(), "random", max_trials=5, seed=0,
+                             directory=str(tmp_path), project_name="p")
+        search.save()
+        return search.oracle
+
+    oracle = resumed_oracle()
+    first = oracle.create_trial("tuner0")  # The process dies during this trial...
+    oracle = resumed_oracle()
+    second = oracle.create_trial("tuner0")
+    # ...which is run again, and dies again.
+    assert second.trial_id == first.trial_id
+    assert oracle.records[first.trial_id]["attempts"] == 2
+    oracle = resumed_oracle()
+    third = oracle.create_trial("tuner0")
+    assert third.trial_id != first.trial_id
+    assert oracle.trials[first.trial_id].status == TrialStatus.FAILED
+    assert "died 2 times" in oracle.trials[first.trial_id].message

@@ -1,0 +1,258 @@
+"""Keras Tuner oracles that only ever propose configurations inside a compute budget.
+
+Every candidate is checked with the analytic `complexity` (well under a
+millisecond) and re-drawn until it fits, so an out-of-budget configuration
+never costs a trial. The oracles also record each trial (worker, wall time)
+into `trials.csv`, print one line per finished trial, and stop the search
+with a clear reason after repeated failures instead of raising inside a
+gRPC handler.
+"""
+
+import time
+
+import keras_tuner
+import numpy as np
+from keras_tuner import oracles as kt_oracles
+from keras_tuner.engine import trial as kt_trial
+# Keras Tuner's trial display; its state is saved with the oracle.
+from keras_tuner.src.engine.oracle import Display
+
+from keras_regnet.design.sampling import MAX_DRAWS, PARAM_NAMES, _fmt
+from tuner.trials import short_reason, trial_record, write_trials_csv
+
+# Runs of a trial whose process died (crash or kill) before it is failed.
+MAX_ATTEMPTS = 2
+
+synchronized = keras_tuner.synchronized
+TrialStatus = kt_trial.TrialStatus
+
+
+class _QuietDisplay(Display):
+    """Keeps Keras Tuner's display state; the oracle prints its own line."""
+
+    def on_trial_begin(self, trial):
+        pass
+
+    def on_trial_end(self, trial):
+        pass
+
+
+class _BudgetOracle:
+    """Mixin over a Keras Tuner oracle; see the module docstring.
+
+    Args:
+        space: the `RegNetDesignSpace` whose budget every trial must meet.
+        max_draws: draws per proposal before giving up with an error.
+        trials_csv: where to write the per-trial records (`None`: nowhere).
+    """
+
+    def __init__(self, *args, space, max_draws=MAX_DRAWS, trials_csv=None,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        self.space = space
+        self.max_draws = max_draws
+        self.trials_csv = trials_csv
+        # Candidates drawn and candidates accepted, for the budget's acceptance rate.
+        self.draws = 0
+        self.accepted = 0
+        self.stop_reason = None
+        # One line per finished trial (independent of Keras' `verbose`).
+        self.print_trials = True
+        # trial_id -> {"tuner_id", "start", "attempts", "wall_time_s"}; saved
+        # with the oracle.
+        self.records = {}
+        self._derived_cache = {}
+        self._display = _QuietDisplay(oracle=self)
+
+    def _random_values(self):
+        for _ in range(self.max_draws):
+            values = super()._random_values()
+            if values is None:  # The space is exhausted.
+                return None
+            self.draws += 1
+            if self.space.fits(values):
+                self.accepted += 1
+                return values
+        raise self.space.infeasible_error(self.max_draws)
+
+    @synchronized
+    def create_trial(self, tuner_id):
+        resumed = tuner_id in self.ongoing_trials
+        if not resumed:
+            self._fail_doomed_retries()
+        if self.stop_reason is not None and not resumed:
+            self.tuner_ids.discard(tuner_id)
+            return kt_trial.Trial(self.get_space(), status=TrialStatus.STOPPED)
+        trial = super().create_trial(tuner_id)
+        if trial.status == TrialStatus.RUNNING and not resumed:
+            record = self.records.setdefault(trial.trial_id, {})
+            record.update(tuner_id=tuner_id, start=time.time(),
+                          attempts=record.get("attempts", 0) + 1)
+            # Saved now: if this process dies, the next run knows the attempt.
+            self.save()
+        return trial
+
+    def _fail_doomed_retries(self):
+        """Fails the unfinished trials of dead processes that died on them before.
+
+        A resumed search re-runs the trials that were running when it was
+        killed; one whose process died `MAX_ATTEMPTS` times (for instance a
+        crash in native code) is recorded as failed instead of run again.
+        """
+        while self._retry_queue:
+            trial_id = self._retry_queue[-1]
+            attempts = self.records.get(trial_id, {}).get("attempts", 0)
+            if attempts < MAX_ATTEMPTS:
+                return
+            self._retry_queue.pop()
+            self.records[trial_id].pop("start", None)  # No meaningful wall time.
+            trial = self.trials[trial_id]
+            trial.status = TrialStatus.FAILED
+            trial.message = (f"The process running this trial died {attempts} "
+                             "times (a crash, or killed); not retried.")
+            self.end_trial(trial)
+
+    @synchronized
+    def end_trial(self, trial):
+        super().end_trial(trial)
+        trial = self.trials[trial.trial_id]
+        record = self.records.setdefault(trial.trial_id, {})
+        record["wall_time_s"] = time.time() - record.get("start", time.time())
+        self.save()
+        self.write_csv()
+        if self.print_trials:
+            print(self._trial_line(trial), flush=True)
+
+    def _check_consecutive_failures(self):
+        limit = self.max_consecutive_failed_trials
+        run = 0
+        for trial_id in self.end_order:
+            failed = self.trials[trial_id].status == TrialStatus.FAILED
+            run = run + 1 if failed else 0
+        if limit and run >= limit:
+            last = self.trials[self.end_order[-1]]
+            self.stop_reason = (
+                f"Search stopped: {run} consecutive trials failed (limit "
+                f"{limit}). Last failure, trial {last.trial_id}: "
+                f"{short_reason(last.message)}")
+
+    def write_csv(self):
+        if self.trials_csv is None:
+            return
+        rows = [trial_record(self.trials[t], self._derived(t), self.records.get(t, {}))
+                for t in self.start_order if t in self.trials]
+        write_trials_csv(self.trials_csv, rows)
+
+    def _derived(self, trial_id):
+        """Block, stages and complexity of a trial's configuration (cached)."""
+        if trial_id not in self._derived_cache:
+            values = self.trials[trial_id].hyperparameters.values
+            derived = {"block": self.space.block_type.upper()}
+            if all(name in values for name in PARAM_NAMES):
+                derived.update(self.space.describe(values))
+            self._derived_cache[trial_id] = derived
+        return self._derived_cache[trial_id]
+
+    def _trial_line(self, trial):
+        values = trial.hyperparameters.values
+        params = " ".join(
+            f"{name}={values[name]:.3g}" if isinstance(values[name], float)
+            else f"{name}={values[name]}"
+            for name in PARAM_NAMES if name in values)
+        params = (params.replace("depth=", "d=").replace("bottleneck_ratio=", "b=")
+                  .replace("group_width=", "g="))
+        cx = self.space.complexity(values)
+        wall = self.records.get(trial.trial_id, {}).get("wall_time_s", 0.0)
+        total = f"/{self.max_trials}" if self.max_trials else ""
+        head = (f"trial {trial.trial_id}{total} | {params} | "
+                f"{_fmt(cx['flops'])}F {_fmt(cx['params'])}P | ")
+        if trial.status == TrialStatus.COMPLETED:
+            result = f"{self.objective.name} {trial.score:.4f}"
+        else:
+            result = f"{trial.status}: {short_reason(trial.message)}"
+        best = self.get_best_trials(1)
+        best = (f"best {best[0].score:.4f} (trial {best[0].trial_id})"
+                if best and best[0].status == TrialStatus.COMPLETED else "best -")
+        return f"{head}{result} | {wall:.1f}s | {best}"
+
+    def get_state(self):
+        state = super().get_state()
+        state["regnet_records"] = self.records
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.records = state.get("regnet_records", {})
+
+
+class RandomSearchOracle(_BudgetOracle, kt_oracles.RandomSearchOracle):
+    """Random search inside a compute budget.
+
+    Args:
+        space: the `RegNetDesignSpace` (usually `RegNetHyperModel.space`).
+        max_draws: draws per proposal before giving up with an error.
+        trials_csv: path of the per-trial CSV, or `None`.
+        **kwargs: `keras_tuner.oracles.RandomSearchOracle` arguments.
+    """
+
+
+class HyperbandOracle(_BudgetOracle, kt_oracles.HyperbandOracle):
+    """Hyperband inside a compute budget; `max_trials` caps the trial count.
+
+    Args:
+        space, max_draws, trials_csv: as for `RandomSearchOracle`.
+        max_trials: optional cap on the number of trials.
+        **kwargs: `keras_tuner.oracles.HyperbandOracle` arguments.
+    """
+
+    def __init__(self, *args, max_trials=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_trials = max_trials
+
+
+class BayesianOptimizationOracle(_BudgetOracle,
+                                 kt_oracles.BayesianOptimizationOracle):
+    """Bayesian optimisation inside a compute budget.
+
+    After the random initial points, the Gaussian process' upper confidence
+    bound is maximised over `num_candidates` in-budget random configurations
+    (instead of over the unconstrained unit cube), so the proposal always
+    fits the budget.
+
+    Args:
+        space, max_draws, trials_csv: as for `RandomSearchOracle`.
+        num_candidates: in-budget candidates scored per proposal.
+        **kwargs: `keras_tuner.oracles.BayesianOptimizationOracle` arguments.
+    """
+
+    def __init__(self, *args, num_candidates=100, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.num_candidates = num_candidates
+
+    def populate_space(self, trial_id):
+        completed = [t for t in self.trials.values()
+                     if t.status == TrialStatus.COMPLETED]
+        initial = self.num_initial_points or max(
+            3 * len(self.hyperparameters.space), 3)
+        if len(completed) < initial:
+            return self._random_populate_space()
+        x, y = self._vectorize_trials()
+        self.gpr.fit(np.nan_to_num(x, posinf=0, neginf=0),
+                     np.nan_to_num(y, posinf=0, neginf=0))
+        candidates = []
+        for _ in range(self.num_candidates):
+            values = self._random_values()
+            if values is None:
+                break
+            candidates.append(values)
+        if not candidates:
+            return {"status": TrialStatus.STOPPED, "values": None}
+        vectors = np.array([[hp.value_to_prob(c[hp.name]) for hp in self._nonfixed_space()]
+                            for c in candidates])
+        mu, sigma = self.gpr.predict(vectors, return_std=True)
+        best = int(np.argmin(np.ravel(mu) - self.beta * np.ravel(sigma)))
+        return {"status": TrialStatus.RUNNING, "values": candidates[best]}
+
+
+ORACLES = {"random": RandomSearchOracle, "bayes": BayesianOptimizationOracle,
+           "hyperband": HyperbandOracle}

@@ -1,0 +1,114 @@
+"""The RegNet tuner: a Keras Tuner `Tuner` driven by a budgeted oracle."""
+
+import keras_tuner
+import numpy as np
+from keras_tuner.engine.tuner import maybe_distribute
+from keras_tuner.src.engine import tuner_utils
+
+from keras_regnet.design.sampling import MAX_DRAWS, _error
+from tuner.oracle import ORACLES
+
+
+class SearchStopped(RuntimeError):
+    """Raised when the oracle stopped the search (repeated failed trials)."""
+
+
+class WorkerRecycle(Exception):
+    """Raised in a worker process that has run its share of trials."""
+
+
+class RegNetTuner(keras_tuner.Tuner):
+    """Runs RegNet trials proposed by one of the oracles of `tuner.oracle`.
+
+    Honours Hyperband's `tuner/epochs` and `tuner/initial_epoch` (continuing
+    from the previous round's best checkpoint), reports the epochs actually
+    trained (EarlyStopping) next to the best-epoch metrics, and raises
+    `SearchStopped` when the oracle gave up after repeated failures.
+
+    Args:
+        hypermodel: a `RegNetHyperModel`.
+        oracle: an oracle from `tuner.oracle`.
+        max_trials_per_process: if set, `search` raises `WorkerRecycle`
+            after this many trials, so that a supervisor can replace the
+            process (TensorFlow keeps some memory per trial).
+        **kwargs: `keras_tuner.Tuner` arguments (`directory`,
+            `project_name`, `overwrite`, `distribution_strategy`, ...).
+    """
+
+    def __init__(self, hypermodel, oracle, max_trials_per_process=None, **kwargs):
+        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        self.max_trials_per_process = max_trials_per_process
+        self.trials_run = 0
+
+    def search(self, *fit_args, **fit_kwargs):
+        super().search(*fit_args, **fit_kwargs)
+        reason = getattr(self.oracle, "stop_reason", None)
+        if reason:
+            raise SearchStopped(reason)
+
+    def run_trial(self, trial, *args, **kwargs):
+        values = trial.hyperparameters.values
+        if "tuner/epochs" in values:
+            kwargs["epochs"] = values["tuner/epochs"]
+            kwargs["initial_epoch"] = values["tuner/initial_epoch"]
+        histories = super().run_trial(trial, *args, **kwargs)
+        metrics = tuner_utils.convert_to_metrics_dict(histories, self.oracle.objective)
+        metrics["epochs"] = float(np.mean([len(h.epoch) for h in histories]))
+        return metrics
+
+    def _build_hypermodel(self, hp):
+        model = super()._build_hypermodel(hp)
+        if "tuner/trial_id" in hp.values:
+            # A later Hyperband round continues from the earlier round's best
+            # epoch; with the optimizer built, its momentum is restored too.
+            with maybe_distribute(self.distribution_strategy):
+                model.optimizer.build(model.trainable_variables)
+                model.load_weights(self._get_checkpoint_fname(hp.values["tuner/trial_id"]))
+        return model
+
+    def pre_create_trial(self):
+        if self.max_trials_per_process and self.trials_run >= self.max_trials_per_process:
+            raise WorkerRecycle()
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        self.trials_run += 1
+
+
+def build_tuner(hypermodel, tuner="random", *, max_trials=10, max_epochs=None,
+                objective="val_accuracy", seed=None, trials_csv=None,
+                max_consecutive_failed_trials=3, max_draws=MAX_DRAWS,
+                max_trials_per_process=None, **kwargs):
+    """A `RegNetTuner` whose oracle only proposes configurations within the budget.
+
+    Args:
+        hypermodel: a `RegNetHyperModel`; its `space` holds the budget.
+        tuner: `"random"`, `"bayes"` or `"hyperband"`.
+        max_trials: trial count (a cap for Hyperband).
+        max_epochs: Hyperband's maximum epochs per model (required for it).
+        objective: Keras Tuner objective.
+        seed: oracle seed.
+        trials_csv: path of the per-trial CSV (`None`: `trials.csv` in the
+            project directory).
+        max_consecutive_failed_trials: failed trials in a row that stop the
+            search with `SearchStopped`.
+        max_draws: draws per proposal before an impossible budget is reported.
+        max_trials_per_process: see `RegNetTuner`.
+        **kwargs: `keras_tuner.Tuner` arguments.
+    """
+    if tuner not in ORACLES:
+        raise _error("tuner", tuner, f"one of {sorted(ORACLES)}")
+    # Keras Tuner takes a seed of 0 for "no seed"; shifting keeps every seed.
+    oracle_seed = None if seed is None else seed + 1
+    oracle_kwargs = dict(objective=objective, seed=oracle_seed, space=hypermodel.space,
+                         max_draws=max_draws, max_trials=max_trials,
+                         max_consecutive_failed_trials=max_consecutive_failed_trials)
+    if tuner == "hyperband":
+        if not (isinstance(max_epochs, int) and max_epochs >= 1):
+            raise _error("max_epochs", max_epochs, "an integer >= 1 for Hyperband")
+        oracle_kwargs["max_epochs"] = max_epochs
+    oracle = ORACLES[tuner](**oracle_kwargs)
+    search = RegNetTuner(hypermodel, oracle,
+                         max_trials_per_process=max_trials_per_process, **kwargs)
+    oracle.trials_csv = trials_csv or f"{search.project_dir}/trials.csv"
+    return search
