@@ -1,6 +1,10 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TF 2.21's oneDNN AVX-512 kernels corrupt the heap while training some small
+# convnets on this CPU (plain Keras models too; passes with AVX2). The tuner
+# CLI sets the same default; read by oneDNN at its first kernel.
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 # The paper's model zoo (Radosavovic et al. 2020, appendix; pycls MODEL_ZOO):
 # name: (d, w0, wa, wm, g, SE, GF multiply-adds at 224, M params).

@@ -364,3 +364,20 @@ def test_model_name_is_kept():
     assert keras_regnet.AnyNet(depths=(1,), widths=(16,), group_widths=8,
                                stem_type="cifar", input_shape=(16, 16, 3),
                                classes=10).name == "anynet"
+
+
+def test_grouped_conv_falls_back_without_onednn(tmp_path):
+    """Without oneDNN TensorFlow's grouped-conv gradient fails: Keras' path is used."""
+    script = (
+        "import numpy as np, keras_regnet\n"
+        "from keras_regnet.models.layers import native_grouped_conv_ok\n"
+        "m = keras_regnet.RegNet(2, 16, 16.0, 2.0, 8, stem_type='cifar',"
+        " input_shape=(16, 16, 3), classes=3)\n"
+        "m.compile('sgd', 'sparse_categorical_crossentropy')\n"
+        "m.fit(np.random.rand(8, 16, 16, 3), np.arange(8) % 3, epochs=1, verbose=0)\n"
+        "print('native', native_grouped_conv_ok())\n")
+    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0", KERAS_BACKEND="tensorflow")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "native False" in out.stdout
