@@ -17,7 +17,7 @@ from keras_tuner.engine import trial as kt_trial
 # Keras Tuner's trial display; its state is saved with the oracle.
 from keras_tuner.src.engine.oracle import Display
 
-from keras_regnet.design.sampling import MAX_DRAWS, PARAM_NAMES, _fmt
+from keras_regnet.design.sampling import MAX_DRAWS, PARAM_NAMES, format_count
 from tuner.trials import short_reason, trial_record, write_trials_csv
 
 # Runs of a trial whose process died (crash or kill) before it is failed.
@@ -165,7 +165,7 @@ class _BudgetOracle:
         wall = self.records.get(trial.trial_id, {}).get("wall_time_s", 0.0)
         total = f"/{self.max_trials}" if self.max_trials else ""
         head = (f"trial {trial.trial_id}{total} | {params} | "
-                f"{_fmt(cx['flops'])}F {_fmt(cx['params'])}P | ")
+                f"{format_count(cx['flops'])}F {format_count(cx['params'])}P | ")
         if trial.status == TrialStatus.COMPLETED:
             result = f"{self.objective.name} {trial.score:.4f}"
         else:

@@ -247,7 +247,7 @@ class RegNetDesignSpace:
 
     def infeasible_error(self, draws, seen=None):
         """The `ValueError` for a space in which no drawn configuration fits."""
-        parts = [f"{m}=({_fmt(b[0])}, {_fmt(b[1])})"
+        parts = [f"{m}=({format_count(b[0])}, {format_count(b[1])})"
                  for m, b in self.budget.items() if b is not None]
         what = f"budget {', '.join(parts)}" if parts else f"ranges {self.ranges}"
         msg = (f"Invalid {what}: none of {draws} configurations drawn from the "
@@ -257,7 +257,7 @@ class RegNetDesignSpace:
         seen = {m: v for m, v in (seen or {}).items() if v[1]}
         if seen:
             msg += " Drawn configurations with few enough stages span " + ", ".join(
-                f"{m} {_fmt(lo)}-{_fmt(hi)}" for m, (lo, hi) in seen.items()) + "."
+                f"{m} {format_count(lo)}-{format_count(hi)}" for m, (lo, hi) in seen.items()) + "."
         return ValueError(msg + " Widen the budget or change the ranges.")
 
     def to_config(self):
@@ -281,7 +281,7 @@ def _budget_config(budget):
     return [budget[0], None if math.isinf(budget[1]) else budget[1]]
 
 
-def _fmt(x):
+def format_count(x):
     """Human-readable count: 1.5M, 200M, 3.2G."""
     if math.isinf(x):
         return "inf"
