@@ -11,7 +11,8 @@ import keras
 from keras import layers
 
 from keras_regnet.design.spec import bottleneck_width, se_width
-from keras_regnet.models.layers import DropPath, GroupedConv2D
+from keras_regnet.models.layers import (DropPath, FusedBatchNormalization,
+                                        GroupedConv2D)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +55,7 @@ def conv_bn(x, filters, kernel_size, opts, name, stride=1, groups=1,
     x = GroupedConv2D(filters, kernel_size, strides=stride, padding=padding,
                       groups=groups, use_bias=False,
                       kernel_initializer=_CONV_INIT, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(
+    x = FusedBatchNormalization(
         axis=opts.channel_axis, momentum=opts.bn_momentum,
         epsilon=opts.bn_epsilon,
         gamma_initializer="zeros" if last and opts.zero_init_last_bn else "ones",

@@ -1,0 +1,195 @@
+"""Inference export: BatchNormalization folded into the preceding convolution.
+
+In inference a BN layer is a fixed per-channel affine map, so a conv
+followed by BN equals one conv with scaled kernel and a bias:
+`s = gamma / sqrt(moving_variance + epsilon)`, `kernel' = kernel * s`,
+`bias' = (bias - moving_mean) * s + beta`. The folded model has one
+operation less per conv (TensorFlow then fuses conv, bias and ReLU into
+one kernel), which is what makes bfloat16 inference fast on CPU.
+"""
+
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+
+_DTYPES = ("float32", "bfloat16")
+# Identity in inference: dropped from the exported graph.
+_TRAINING_ONLY = ("DropPath", "Dropout", "SpatialDropout2D")
+
+
+def _check_args(model, dtype):
+    if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth"):
+        raise ValueError(
+            f"Invalid `model`: {model!r}. Expected a functional keras.Model "
+            "(e.g. from keras_regnet.RegNetX002).")
+    if dtype not in _DTYPES:
+        raise ValueError(
+            f"Invalid `dtype`: {dtype!r}. Expected one of {_DTYPES}.")
+
+
+def _is_conv(layer):
+    return (isinstance(layer, keras.layers.Conv2D)
+            and layer.data_format == "channels_last"
+            and layer.activation is keras.activations.linear)
+
+
+def _graph(model):
+    """Per operation of `model`'s own graph: its nodes, consumers and output rank."""
+    uses, consumers, ranks = {}, {}, {}
+    for nodes in model._nodes_by_depth.values():
+        for node in nodes:
+            op = node.operation
+            uses[id(op)] = uses.get(id(op), 0) + 1
+            ranks[id(op)] = len(node.outputs[0].shape)
+            for tensor in node.input_tensors:
+                producer = tensor._keras_history.operation
+                consumers.setdefault(id(producer), []).append(op)
+    return uses, consumers, ranks
+
+
+def _foldable_pairs(model, uses, consumers):
+    """{bn layer: conv layer} for each BN whose input is a conv's only use."""
+    pairs = {}
+    for nodes in model._nodes_by_depth.values():
+        for node in nodes:
+            bn = node.operation
+            if (not isinstance(bn, keras.layers.BatchNormalization)
+                    or bn.axis not in (-1, 3) or uses[id(bn)] != 1
+                    or len(node.input_tensors) != 1):
+                continue
+            conv = node.input_tensors[0]._keras_history.operation
+            if (_is_conv(conv) and uses.get(id(conv)) == 1
+                    and consumers.get(id(conv)) == [bn]):
+                pairs[bn] = conv
+    return pairs
+
+
+def _foldable_rescaling(model, uses, consumers):
+    """{rescaling layer: conv} for a pure scaling that feeds only a conv.
+
+    A zero padding in between commutes with the scaling.
+    """
+    pairs = {}
+    for layer in model.layers:
+        if (not isinstance(layer, keras.layers.Rescaling) or layer.offset != 0
+                or not isinstance(layer.scale, (int, float))
+                or uses.get(id(layer)) != 1):
+            continue
+        nxt = consumers.get(id(layer), [])
+        if (len(nxt) == 1 and isinstance(nxt[0], keras.layers.ZeroPadding2D)
+                and uses.get(id(nxt[0])) == 1):
+            nxt = consumers.get(id(nxt[0]), [])
+        if len(nxt) == 1 and _is_conv(nxt[0]) and uses.get(id(nxt[0])) == 1:
+            pairs[layer] = nxt[0]
+    return pairs
+
+
+def _folded_weights(conv, bn, input_scale=1.0):
+    kernel = np.asarray(conv.kernel, "float64") * input_scale
+    bias = np.asarray(conv.bias, "float64") if conv.use_bias else 0.0
+    if bn is None:
+        return [kernel.astype("float32")] + ([bias.astype("float32")] if conv.use_bias else [])
+    c = kernel.shape[-1]
+    gamma = np.asarray(bn.gamma, "float64") if bn.scale else np.ones(c)
+    beta = np.asarray(bn.beta, "float64") if bn.center else np.zeros(c)
+    scale = gamma / np.sqrt(np.asarray(bn.moving_variance, "float64") + bn.epsilon)
+    mean = np.asarray(bn.moving_mean, "float64")
+    return [(kernel * scale).astype("float32"),
+            ((bias - mean) * scale + beta).astype("float32")]
+
+
+def inference_model(model, dtype="float32"):
+    """Rebuilds a model for inference, with BatchNormalization folded away.
+
+    Every BN layer that follows a (grouped) convolution is folded into that
+    convolution, which gains a bias; dropout and stochastic-depth layers
+    are dropped. In `float32` the outputs equal `model(x, training=False)`
+    up to float rounding. In `bfloat16` weights and activations are
+    bfloat16, while global pooling, the classifier and every model output
+    are float32.
+
+    Args:
+        model: a functional Keras model, e.g. from `keras_regnet.RegNetX002`.
+        dtype: `"float32"` or `"bfloat16"`.
+
+    Returns:
+        A new functional `keras.Model` with the same inputs and outputs and
+        the same layer names, less the folded BN layers. It is for inference
+        only: it has no BN layers to train.
+    """
+    _check_args(model, dtype)
+    uses, consumers, ranks = _graph(model)
+    pairs = _foldable_pairs(model, uses, consumers)
+    rescalings = _foldable_rescaling(model, uses, consumers)
+    folded_convs = {id(conv): bn for bn, conv in pairs.items()}
+    input_scales = {id(conv): r.scale for r, conv in rescalings.items()}
+    clones = {}
+
+    def clone(layer):
+        if (layer in pairs or layer in rescalings
+                or type(layer).__name__ in _TRAINING_ONLY):
+            return lambda x, **kwargs: x
+        if id(layer) not in clones:
+            config = layer.get_config()
+            config["dtype"] = "float32" if ranks.get(id(layer), 4) < 4 else dtype
+            if id(layer) in folded_convs:
+                config.update(use_bias=True, bias_initializer="zeros")
+            clones[id(layer)] = type(layer).from_config(config)
+        return clones[id(layer)]
+
+    inputs = [keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name)
+              for x in model.inputs]
+    outputs = keras.tree.flatten(
+        model._run_through_graph(inputs, operation_fn=clone))
+    outputs = [keras.layers.Identity(dtype="float32", name=f"{x.name}_float32")(x)
+               if x.dtype != "float32" else x for x in outputs]
+    for layer in model.layers:
+        new = clones.get(id(layer))
+        if new is None:
+            continue
+        if id(layer) in folded_convs or id(layer) in input_scales:
+            new.set_weights(_folded_weights(layer, folded_convs.get(id(layer)),
+                                            input_scales.get(id(layer), 1.0)))
+        elif layer.weights:
+            new.set_weights(layer.get_weights())
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0],
+                       outputs if len(outputs) > 1 else outputs[0],
+                       name=model.name)
+
+
+def export_inference(model, filepath, dtype="float32"):
+    """Writes the BN-folded inference model as a TensorFlow SavedModel.
+
+    The SavedModel's `serve` endpoint takes the model's input and returns
+    float32 outputs. `filepath` is replaced atomically: the export is
+    written to a temporary folder beside it and renamed into place.
+
+    Args:
+        model: a functional Keras model, e.g. from `keras_regnet.RegNetX002`.
+        filepath: folder to write the SavedModel to.
+        dtype: `"float32"` or `"bfloat16"`.
+
+    Returns:
+        The inference model that was exported.
+    """
+    _check_args(model, dtype)
+    filepath = os.path.abspath(os.fspath(filepath))
+    parent = os.path.dirname(filepath)
+    if not os.path.isdir(parent):
+        raise ValueError(f"Invalid `filepath`: {filepath!r}. Its folder "
+                         "does not exist.")
+    folded = inference_model(model, dtype)
+    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        folded.export(os.path.join(tmp, "model"), format="tf_saved_model",
+                      verbose=False)
+        if os.path.exists(filepath):
+            old = os.path.join(tmp, "old")
+            os.replace(filepath, old)
+        os.replace(os.path.join(tmp, "model"), filepath)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folded

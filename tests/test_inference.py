@@ -1,0 +1,205 @@
+"""Inference export: BN folded into convs, fp32 and bf16, Keras and SavedModel.
+
+The reference is always the unfolded training-graph model itself, run with
+`training=False`, after giving every BN layer non-trivial statistics.
+"""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_regnet import AnyNet, AnyNetSpec
+from keras_regnet.models import inference
+from keras_regnet.models.layers import FusedBatchNormalization
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Small X and Y models: projection shortcuts, grouped convs, SE, two stages.
+SPECS = {
+    "x": AnyNetSpec(depths=(1, 2), widths=(16, 32), group_widths=(8, 8)),
+    "y": AnyNetSpec(depths=(1, 2), widths=(16, 32), group_widths=(8, 16),
+                    block_type="y", se_ratio=0.25),
+}
+
+
+def _model(block, **kwargs):
+    model = AnyNet(SPECS[block], input_shape=(48, 48, 3), classes=10,
+                   classifier_activation=None, **kwargs)
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            c = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.3, c),
+                               rng.normal(0, 0.3, c), rng.uniform(0.3, 2.0, c)])
+    dense = model.get_layer("predictions")
+    dense.set_weights([rng.normal(0, 1, dense.kernel.shape), rng.normal(0, 1, 10)])
+    return model
+
+
+def _images(n=4, size=48, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (n, size, size, 3)).astype("float32")
+
+
+@pytest.mark.parametrize("block", ["x", "y"])
+def test_fp32_folded_model_matches_training_graph(block):
+    model = _model(block)
+    folded = inference.inference_model(model)
+    x = _images()
+    ref = np.asarray(model(x, training=False))
+    out = np.asarray(folded(x))
+    assert np.abs(ref).max() > 1.0  # logits are not trivially small
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
+    assert not any(isinstance(l, keras.layers.BatchNormalization) for l in folded.layers)
+    assert not any(isinstance(l, keras.layers.Rescaling) for l in folded.layers)
+    convs = [l.name for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    assert [l.name for l in folded.layers if isinstance(l, keras.layers.Conv2D)] == convs
+    # Folding must not touch the source model.
+    np.testing.assert_array_equal(np.asarray(model(x, training=False)), ref)
+
+
+def _hand_model(normalize):
+    """Rescaling [+ Normalization], then PyTorch-style padded conv-BN-ReLUs."""
+    from keras_regnet.models import blocks
+
+    opts = blocks.BuildOptions(padding="symmetric")
+    inputs = keras.Input((33, 33, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    if normalize:
+        x = keras.layers.Normalization(mean=[0.4, 0.5, 0.6], variance=[0.1, 0.2, 0.3])(x)
+    x = blocks.conv_bn(x, 16, 3, opts, "stem", stride=2)
+    x = blocks.conv_bn(x, 16, 3, opts, "b", stride=2, groups=2)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(5)(x))
+    rng = np.random.default_rng(4)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            c = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.3, c),
+                               rng.normal(0, 0.3, c), rng.uniform(0.3, 2.0, c)])
+    return model
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_symmetric_padding_and_preprocessing(normalize):
+    model = _hand_model(normalize)
+    folded = inference.inference_model(model)
+    x = _images(size=33, seed=2)
+    np.testing.assert_allclose(np.asarray(folded(x)),
+                               np.asarray(model(x, training=False)),
+                               rtol=1e-5, atol=1e-4)
+    kinds = {type(l).__name__ for l in folded.layers}
+    assert "ZeroPadding2D" in kinds
+    # A pure scaling folds into the stem conv; one followed by a
+    # normalisation does not (its offset would leak through the padding).
+    assert ("Rescaling" in kinds) == normalize
+
+
+def test_drop_path_is_dropped():
+    model = _model("x", drop_path_rate=0.2)
+    folded = inference.inference_model(model)
+    assert any(l.name.endswith("drop_path") for l in model.layers)
+    assert not any(l.name.endswith("drop_path") for l in folded.layers)
+    x = _images(seed=5)
+    np.testing.assert_allclose(np.asarray(folded(x)),
+                               np.asarray(model(x, training=False)),
+                               rtol=1e-5, atol=1e-4)
+
+
+def check_bf16_export():
+    """Run by the test below in a process with oneDNN's full instruction set."""
+    model = _model("y")
+    folded = inference.inference_model(model, dtype="bfloat16")
+    x = _images(n=8)
+    ref = np.asarray(model(x, training=False))
+    out = folded(x)
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
+    kernels = [l.kernel for l in folded.layers if isinstance(l, keras.layers.Conv2D)]
+    assert kernels and all(keras.backend.standardize_dtype(k.dtype) == "bfloat16"
+                           for k in kernels)
+    err = np.abs(np.asarray(out) - ref).max() / np.abs(ref).max()
+    assert err < 0.05, err
+
+
+def test_bf16_folded_model_is_close_and_bf16():
+    # conftest caps oneDNN at AVX2, which has no bf16 convolutions.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    env.pop("ONEDNN_MAX_CPU_ISA", None)
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); "
+              "import test_inference; test_inference.check_bf16_export()")
+    proc = subprocess.run([sys.executable, "-c", script, os.path.dirname(__file__)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_savedmodel_export_round_trip(tmp_path):
+    import tensorflow as tf
+
+    model = _model("y")
+    path = str(tmp_path / "folded")
+    os.makedirs(path)  # an existing export is replaced
+    (tmp_path / "folded" / "stale.txt").write_text("old")
+    inference.export_inference(model, path)
+    assert not os.path.exists(os.path.join(path, "stale.txt"))
+    assert sorted(os.listdir(tmp_path)) == ["folded"]  # no temporary left
+    loaded = tf.saved_model.load(path)
+    x = _images(seed=3)
+    np.testing.assert_allclose(np.asarray(loaded.serve(tf.constant(x))),
+                               np.asarray(model(x, training=False)),
+                               rtol=1e-5, atol=1e-4)
+
+
+def test_fused_batch_norm_matches_keras_batch_norm():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(1.0, 3.0, (4, 7, 7, 16)).astype("float32"))
+    r = tf.constant(rng.normal(size=x.shape).astype("float32"))
+    weights = [rng.uniform(0.5, 2, 16), rng.normal(size=16), rng.normal(size=16),
+               rng.uniform(0.5, 2, 16)]
+    results = []
+    for cls in (keras.layers.BatchNormalization, FusedBatchNormalization):
+        layer = cls(momentum=0.9, epsilon=1e-5)
+        layer.build(x.shape)
+        layer.set_weights(weights)
+        per_mode = []
+        for training in (False, True):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(layer(x, training=training) * r)
+            grads = tape.gradient(loss, [x] + layer.trainable_variables)
+            per_mode.append([np.asarray(t) for t in grads] + [
+                np.asarray(layer(x, training=False))])
+        results.append((per_mode, [np.asarray(w) for w in layer.get_weights()]))
+    (ref_modes, ref_weights), (modes, weights_after) = results
+    for ref, got in zip(ref_modes, modes):
+        for a, b in zip(ref, got):
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+    for a, b in zip(ref_weights, weights_after):  # moving statistics
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_models_use_the_fused_kernel_on_tensorflow():
+    import tensorflow as tf
+
+    model = _model("y")
+    step = tf.function(lambda x: model(x, training=True))
+    ops = {op.type for op in step.get_concrete_function(
+        tf.TensorSpec((2, 48, 48, 3))).graph.get_operations()}
+    assert "FusedBatchNormV3" in ops
+    assert "SquaredDifference" not in ops  # Keras' moments chain
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="dtype"):
+        inference.inference_model(_model("x"), dtype="float16")
+    with pytest.raises(ValueError, match="model"):
+        inference.inference_model("RegNetX002")
+
+
+def test_export_to_missing_folder_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="filepath"):
+        inference.export_inference(_model("x"), str(tmp_path / "no" / "such"))
