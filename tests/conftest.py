@@ -1,5 +1,7 @@
 import os
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # TF 2.21's oneDNN AVX-512 kernels corrupt the heap while training some small
 # convnets on this CPU (plain Keras models too; passes with AVX2). The tuner
@@ -36,3 +38,19 @@ PAPER_ZOO = {
 }
 # The reference implementation's exact counts for RegNetX-200MF.
 X200MF_EXACT = {"flops": 199_040_872, "params": 2_684_792, "acts": 2_164_056}
+
+
+def randomize_bn(model, seed=0):
+    """Random BN parameters and moving statistics, so that inference outputs
+    depend on all four being computed, saved, loaded or folded right.
+
+    Returns the generator, for randomising further weights."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.3, n),
+                               rng.normal(0, 0.3, n), rng.uniform(0.3, 2.0, n)])
+    return rng

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import randomize_bn
 from keras_regnet import AnyNet, AnyNetSpec
 from keras_regnet.models import inference
 from keras_regnet.models.layers import FusedBatchNormalization
@@ -28,12 +29,7 @@ SPECS = {
 def _model(block, **kwargs):
     model = AnyNet(SPECS[block], input_shape=(48, 48, 3), classes=10,
                    classifier_activation=None, **kwargs)
-    rng = np.random.default_rng(1)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            c = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.3, c),
-                               rng.normal(0, 0.3, c), rng.uniform(0.3, 2.0, c)])
+    rng = randomize_bn(model, seed=1)
     dense = model.get_layer("predictions")
     dense.set_weights([rng.normal(0, 1, dense.kernel.shape), rng.normal(0, 1, 10)])
     return model
@@ -73,12 +69,7 @@ def _hand_model(normalize):
     x = blocks.conv_bn(x, 16, 3, opts, "b", stride=2, groups=2)
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(5)(x))
-    rng = np.random.default_rng(4)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            c = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.3, c),
-                               rng.normal(0, 0.3, c), rng.uniform(0.3, 2.0, c)])
+    randomize_bn(model, seed=4)
     return model
 
 
@@ -127,7 +118,7 @@ def test_bf16_folded_model_is_close_and_bf16():
     # conftest caps oneDNN at AVX2, which has no bf16 convolutions.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         filter(None, [REPO, os.environ.get("PYTHONPATH")])))
-    env.pop("ONEDNN_MAX_CPU_ISA", None)
+    env["ONEDNN_MAX_CPU_ISA"] = "ALL"  # oneDNN's default; conftest only sets a default
     script = ("import sys; sys.path.insert(0, sys.argv[1]); "
               "import test_inference; test_inference.check_bf16_export()")
     proc = subprocess.run([sys.executable, "-c", script, os.path.dirname(__file__)],

@@ -16,6 +16,7 @@ import keras_regnet
 from keras_regnet.models import layers as regnet_layers
 
 from _backend_check import conv_inputs, conv_results
+from conftest import randomize_bn
 
 HELPER = os.path.join(os.path.dirname(__file__), "_backend_check.py")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,21 +37,11 @@ def _images(n, seed=0):
 
 
 def _randomize(model, seed=0):
-    """Random BN parameters and moving statistics, so that inference
-    outputs depend on all four being computed, saved and loaded right, and
-    a classifier large enough that the outputs differ across images."""
-    rng = np.random.default_rng(seed)
+    """Random BN (see `randomize_bn`) and a classifier large enough that the
+    outputs differ across images."""
+    rng = randomize_bn(model, seed)
     head = model.get_layer("predictions")
     head.kernel.assign(rng.normal(0, 0.3, head.kernel.shape).astype("float32"))
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            for var, values in (
-                    (layer.gamma, rng.uniform(0.5, 1.5, n)),
-                    (layer.beta, rng.normal(0, 0.2, n)),
-                    (layer.moving_mean, rng.normal(0, 0.2, n)),
-                    (layer.moving_variance, rng.uniform(0.5, 2.0, n))):
-                var.assign(values.astype("float32"))
 
 
 def _assert_close(actual, desired, rel=1e-5):

@@ -31,7 +31,7 @@ def _input_shape(input_shape, include_top, min_size, required_channels):
     if any(s is not None and s < min_size for s in spatial):
         raise ValueError(
             f"Invalid `input_shape`: {input_shape}. Height and width must be "
-            f">= {min_size} for this model's stem and {min_size}x total stride.")
+            f">= {min_size} for this model (its stem and total stride).")
     if channels is None or channels < 1 or (
             required_channels and channels != required_channels):
         allowed = (f"{required_channels} channels for these weights"
