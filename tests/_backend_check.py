@@ -95,7 +95,7 @@ def conv_results(layer_class, arrays):
 
 def main(in_path, out_path, weights_path, model_kwargs):
     """Writes, for this process's backend, the grouped-conv results of
-    `GroupedConv2D` and `keras.layers.Conv2D` and the outputs of
+    `NativeConv2D` and `keras.layers.Conv2D` and the outputs of
     `RegNet(**model_kwargs)` loaded from `weights_path`."""
     import keras
 
@@ -103,7 +103,7 @@ def main(in_path, out_path, weights_path, model_kwargs):
 
     arrays = dict(np.load(in_path))
     results = {"backend": np.array(keras.backend.backend())}
-    for prefix, cls in (("grouped", keras_regnet.GroupedConv2D),
+    for prefix, cls in (("grouped", keras_regnet.NativeConv2D),
                         ("keras", keras.layers.Conv2D)):
         for i, values in conv_results(cls, arrays).items():
             for key, value in zip(("out", "dx", "dkernel"), values):

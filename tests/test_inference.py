@@ -15,7 +15,6 @@ import pytest
 from conftest import randomize_bn
 from keras_regnet import AnyNet, AnyNetSpec
 from keras_regnet.models import inference
-from keras_regnet.models.layers import FusedBatchNormalization
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small X and Y models: projection shortcuts, grouped convs, SE, two stages.
@@ -141,47 +140,6 @@ def test_savedmodel_export_round_trip(tmp_path):
     np.testing.assert_allclose(np.asarray(loaded.serve(tf.constant(x))),
                                np.asarray(model(x, training=False)),
                                rtol=1e-5, atol=1e-4)
-
-
-def test_fused_batch_norm_matches_keras_batch_norm():
-    import tensorflow as tf
-
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.normal(1.0, 3.0, (4, 7, 7, 16)).astype("float32"))
-    r = tf.constant(rng.normal(size=x.shape).astype("float32"))
-    weights = [rng.uniform(0.5, 2, 16), rng.normal(size=16), rng.normal(size=16),
-               rng.uniform(0.5, 2, 16)]
-    results = []
-    for cls in (keras.layers.BatchNormalization, FusedBatchNormalization):
-        layer = cls(momentum=0.9, epsilon=1e-5)
-        layer.build(x.shape)
-        layer.set_weights(weights)
-        per_mode = []
-        for training in (False, True):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                loss = tf.reduce_sum(layer(x, training=training) * r)
-            grads = tape.gradient(loss, [x] + layer.trainable_variables)
-            per_mode.append([np.asarray(t) for t in grads] + [
-                np.asarray(layer(x, training=False))])
-        results.append((per_mode, [np.asarray(w) for w in layer.get_weights()]))
-    (ref_modes, ref_weights), (modes, weights_after) = results
-    for ref, got in zip(ref_modes, modes):
-        for a, b in zip(ref, got):
-            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
-    for a, b in zip(ref_weights, weights_after):  # moving statistics
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
-
-
-def test_models_use_the_fused_kernel_on_tensorflow():
-    import tensorflow as tf
-
-    model = _model("y")
-    step = tf.function(lambda x: model(x, training=True))
-    ops = {op.type for op in step.get_concrete_function(
-        tf.TensorSpec((2, 48, 48, 3))).graph.get_operations()}
-    assert "FusedBatchNormV3" in ops
-    assert "SquaredDifference" not in ops  # Keras' moments chain
 
 
 def test_bad_input():

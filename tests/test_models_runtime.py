@@ -1,6 +1,7 @@
 """Runtime behaviour of the built models: grouped conv, backends, saving,
 training and the training options (issue 2)."""
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -29,6 +30,16 @@ SMALL = dict(depth=4, w0=16, wa=16, wm=2.0, group_width=8, stem_type="cifar",
 def _fresh_session():
     yield
     keras.backend.clear_session()
+
+
+@contextlib.contextmanager
+def _policy(name):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def _images(n, seed=0):
@@ -60,12 +71,12 @@ def _assert_conv_results_close(actual, desired, rel=1e-5):
                 raise AssertionError(f"case {i}, {what}: {e}") from None
 
 
-# --- GroupedConv2D ----------------------------------------------------------
+# --- NativeConv2D ------------------------------------------------------------
 
 def test_grouped_conv_matches_keras_conv_on_tensorflow():
     arrays = conv_inputs()
     _assert_conv_results_close(
-        conv_results(keras_regnet.GroupedConv2D, arrays),
+        conv_results(keras_regnet.NativeConv2D, arrays),
         conv_results(keras.layers.Conv2D, arrays))
 
 
@@ -91,18 +102,133 @@ def test_grouped_conv_takes_native_path_on_tensorflow(monkeypatch):
     with pytest.raises(RuntimeError, match="grouped conv was called"):
         conv_results(keras.layers.Conv2D, arrays)
     with monkeypatch.context() as m:
-        m.setattr(regnet_layers, "_NATIVE_GROUPED_CONV", False)
+        m.setitem(regnet_layers._PROBES,
+                  regnet_layers._compare_with_keras_conv, False)
         with pytest.raises(RuntimeError, match="grouped conv was called"):
-            conv_results(keras_regnet.GroupedConv2D, arrays)
+            conv_results(keras_regnet.NativeConv2D, arrays)
 
     _assert_conv_results_close(
-        conv_results(keras_regnet.GroupedConv2D, arrays), reference)
+        conv_results(keras_regnet.NativeConv2D, arrays), reference)
     # A whole model, traced by fit(), trains without Keras' grouped conv.
     model = keras_regnet.RegNet(**SMALL)
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     history = model.fit(_images(8), np.arange(8), batch_size=4, epochs=1,
                         verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+def test_pointwise_conv_is_one_matmul_in_training():
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((2, 5, 6, 8)), tf.float32)
+    cotangent = tf.constant(rng.standard_normal((2, 5, 6, 12)), tf.float32)
+    ours = keras_regnet.NativeConv2D(12, 1, use_bias=False)
+    reference = keras.layers.Conv2D(12, 1, use_bias=False)
+    for layer in (ours, reference):
+        layer.build(x.shape)
+    reference.kernel.assign(ours.kernel)
+
+    def forward_and_grads(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x, training=True) * cotangent)
+        return [layer(x, training=True), *tape.gradient(loss, [x, layer.kernel])]
+
+    for a, b in zip(forward_and_grads(ours), forward_and_grads(reference)):
+        _assert_close(np.asarray(a), np.asarray(b))
+    spec = tf.TensorSpec((None, 5, 6, 8))
+    graphs = {training: tf.function(lambda x, t=training: ours(x, training=t))
+              .get_concrete_function(spec).graph for training in (True, False)}
+    ops = {t: {op.type for op in g.get_operations()} for t, g in graphs.items()}
+    assert "MatMul" in ops[True] and "Conv2D" not in ops[True]
+    assert "Conv2D" in ops[False]  # Grappler fuses it with BN and ReLU
+    assert graphs[True].outputs[0].shape.as_list() == [None, 5, 6, 12]
+
+
+# --- FusedBatchNormalization -------------------------------------------------
+
+def _batch_norm_results(cls, x, cotangent, weights):
+    """Per mode (inference, training): gradients w.r.t. x, gamma and beta and
+    the inference output after the step; and the weights at the end."""
+    layer = cls(momentum=0.9, epsilon=1e-5)
+    layer.build(x.shape)
+    layer.set_weights(weights)
+    per_mode = []
+    for training in (False, True):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = layer(x, training=training)
+            loss = tf.reduce_sum(tf.cast(out, tf.float32) * cotangent)
+        grads = tape.gradient(loss, [x] + layer.trainable_variables)
+        per_mode.append([np.asarray(tf.cast(t, tf.float32)) for t in grads] + [
+            np.asarray(tf.cast(layer(x, training=False), tf.float32))])
+    return per_mode, [np.asarray(w) for w in layer.get_weights()], out.dtype
+
+
+def check_batch_norm_matches_keras(policy, channels):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(1.0, 3.0, (4, 7, 7, channels)).astype("float32"))
+    cotangent = tf.constant(rng.normal(size=x.shape).astype("float32"))
+    weights = [rng.uniform(0.5, 2, channels), rng.normal(size=channels),
+               rng.normal(size=channels), rng.uniform(0.5, 2, channels)]
+    with _policy(policy):
+        x = tf.cast(x, keras.config.dtype_policy().compute_dtype)
+        (ref_modes, ref_weights, ref_dtype), (modes, weights_after, dtype) = [
+            _batch_norm_results(cls, x, cotangent, weights) for cls in
+            (keras.layers.BatchNormalization, regnet_layers.FusedBatchNormalization)]
+    assert dtype == ref_dtype == x.dtype
+    rel = 1e-5 if policy == "float32" else 1e-2  # bf16 keeps 8 bits
+    for ref, got in zip(ref_modes, modes):
+        for a, b in zip(ref, got):
+            _assert_close(b, a, rel)
+    for a, b in zip(ref_weights, weights_after):  # moving statistics
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("policy,channels", [
+    ("float32", 16), ("mixed_bfloat16", 16), ("mixed_bfloat16", 24)])
+def test_fused_batch_norm_matches_keras_batch_norm(policy, channels):
+    # conftest caps oneDNN at AVX2: bf16 inputs take the float32 fallback.
+    check_batch_norm_matches_keras(policy, channels)
+
+
+def test_fused_batch_norm_with_all_onednn_kernels():
+    """bf16 through oneDNN's own bf16 kernel where the CPU has one."""
+    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="ALL", PYTHONPATH=os.pathsep.join(
+        filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import test_models_runtime as t\n"
+        "for c in (16, 24): t.check_batch_norm_matches_keras('mixed_bfloat16', c)\n"
+        "print('native', t.regnet_layers.native_bf16_batch_norm_ok())")
+    proc = subprocess.run([sys.executable, "-c", script, os.path.dirname(__file__)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        has_bf16 = "avx512_bf16" in f.read().split()
+    if has_bf16:
+        assert "native True" in proc.stdout
+
+
+@pytest.mark.parametrize("native,channels,dtype", [
+    (True, 16, "bfloat16"), (True, 24, "float32"), (False, 16, "float32")])
+def test_bf16_batch_norm_trains_in_fp32_unless_16k_channels(
+        monkeypatch, native, channels, dtype):
+    monkeypatch.setitem(regnet_layers._PROBES,
+                        regnet_layers._run_bf16_batch_norm, native)
+    with _policy("mixed_bfloat16"):
+        layer = regnet_layers.FusedBatchNormalization()
+    spec = tf.TensorSpec((None, 7, 7, channels), tf.bfloat16)
+    graph = tf.function(lambda x: layer(x, training=True)).get_concrete_function(
+        spec).graph
+    norms = [op for op in graph.get_operations() if op.type == "FusedBatchNormV3"]
+    assert [op.get_attr("T").name for op in norms] == [dtype]
+
+
+def test_models_use_the_fused_kernel_on_tensorflow():
+    model = keras_regnet.RegNet(**SMALL)
+    step = tf.function(lambda x: model(x, training=True))
+    ops = {op.type for op in step.get_concrete_function(
+        tf.TensorSpec((2, 32, 32, 3))).graph.get_operations()}
+    assert "FusedBatchNormV3" in ops
+    assert "SquaredDifference" not in ops  # Keras' moments chain
 
 
 # --- JAX and torch backends -------------------------------------------------
@@ -193,7 +319,7 @@ def test_keras_file_round_trip(tmp_path, se_ratio):
     assert rates and rates == {l.name: l.rate for l in loaded.layers
                                if isinstance(l, keras_regnet.DropPath)}
     assert isinstance(loaded.get_layer("s1_b1_b_conv"),
-                      keras_regnet.GroupedConv2D)
+                      keras_regnet.NativeConv2D)
     assert any(l.name == "s1_b1_se_reduce" for l in loaded.layers) == bool(se_ratio)
     np.testing.assert_allclose(loaded.predict(images, verbose=0), expected,
                                atol=1e-5, rtol=0)

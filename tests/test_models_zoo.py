@@ -81,7 +81,7 @@ def test_stable_layer_names_and_features():
     assert {"rescaling", "stem_conv", "stem_bn", "stem_relu", "s1_b1_proj_conv",
             "s1_b1_a_conv", "s1_b1_b_conv", "s1_b1_se_reduce", "s1_b1_se_expand",
             "s1_b1_c_bn", "s1_b1_out", "s4_b7_out", "avg_pool", "predictions"} <= names
-    assert isinstance(model.get_layer("s2_b1_b_conv"), keras_regnet.GroupedConv2D)
+    assert isinstance(model.get_layer("s2_b1_b_conv"), keras_regnet.NativeConv2D)
     features = keras_regnet.feature_model(
         keras_regnet.RegNetY002(weights=None, include_top=False, input_shape=(64, 64, 3)))
     spec = design.zoo_spec("RegNetY002")

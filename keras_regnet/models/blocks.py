@@ -12,7 +12,7 @@ from keras import layers
 
 from keras_regnet.design.spec import bottleneck_width, se_width
 from keras_regnet.models.layers import (DropPath, FusedBatchNormalization,
-                                        GroupedConv2D)
+                                        NativeConv2D)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +52,7 @@ def conv_bn(x, filters, kernel_size, opts, name, stride=1, groups=1,
     if kernel_size > 1 and stride > 1 and opts.padding == "symmetric":
         x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
         padding = "valid"
-    x = GroupedConv2D(filters, kernel_size, strides=stride, padding=padding,
+    x = NativeConv2D(filters, kernel_size, strides=stride, padding=padding,
                       groups=groups, use_bias=False,
                       kernel_initializer=_CONV_INIT, name=f"{name}_conv")(x)
     x = FusedBatchNormalization(
