@@ -325,6 +325,15 @@ def test_keras_file_round_trip(tmp_path, se_ratio):
                                atol=1e-5, rtol=0)
 
 
+def test_files_saved_with_the_former_conv_name_load():
+    config = keras.saving.serialize_keras_object(
+        keras_regnet.NativeConv2D(4, 3, groups=2, name="b_conv"))
+    config.update(class_name="GroupedConv2D",
+                  registered_name="keras_regnet>GroupedConv2D")
+    layer = keras.saving.deserialize_keras_object(config)
+    assert type(layer) is keras_regnet.NativeConv2D and layer.groups == 2
+
+
 @pytest.mark.parametrize("se_ratio", [0.0, 0.25], ids=["X", "Y"])
 def test_saved_model_export_round_trip(tmp_path, se_ratio):
     model = keras_regnet.RegNet(**SMALL, se_ratio=se_ratio,
