@@ -53,8 +53,8 @@ def conv_bn(x, filters, kernel_size, opts, name, stride=1, groups=1,
         x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
         padding = "valid"
     x = NativeConv2D(filters, kernel_size, strides=stride, padding=padding,
-                      groups=groups, use_bias=False,
-                      kernel_initializer=_CONV_INIT, name=f"{name}_conv")(x)
+                     groups=groups, use_bias=False,
+                     kernel_initializer=_CONV_INIT, name=f"{name}_conv")(x)
     x = FusedBatchNormalization(
         axis=opts.channel_axis, momentum=opts.bn_momentum,
         epsilon=opts.bn_epsilon,
