@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 import keras_regnet
+from keras_regnet.models import blocks
 from keras_regnet.models import layers as regnet_layers
 
 from _backend_check import conv_inputs, conv_results
@@ -174,7 +175,10 @@ def check_batch_norm_matches_keras(policy, channels):
         (ref_modes, ref_weights, ref_dtype), (modes, weights_after, dtype) = [
             _batch_norm_results(cls, x, cotangent, weights) for cls in
             (keras.layers.BatchNormalization, regnet_layers.FusedBatchNormalization)]
-    assert dtype == ref_dtype == x.dtype
+    assert ref_dtype == x.dtype
+    in_float32 = x.dtype == tf.bfloat16 and (
+        channels % 16 or not regnet_layers.native_bf16_batch_norm_ok())
+    assert dtype == (tf.float32 if in_float32 else x.dtype)
     rel = 1e-5 if policy == "float32" else 1e-2  # bf16 keeps 8 bits
     for ref, got in zip(ref_modes, modes):
         for a, b in zip(ref, got):
@@ -220,6 +224,28 @@ def test_bf16_batch_norm_trains_in_fp32_unless_16k_channels(
         spec).graph
     norms = [op for op in graph.get_operations() if op.type == "FusedBatchNormV3"]
     assert [op.get_attr("T").name for op in norms] == [dtype]
+
+
+def test_relu_after_a_float32_batch_norm_stays_float32(tmp_path, monkeypatch):
+    """`conv_bn`'s ReLU takes the BN output uncast (so TensorFlow fuses the
+    two), also in a reloaded model."""
+    monkeypatch.setitem(regnet_layers._PROBES,
+                        regnet_layers._run_bf16_batch_norm, True)
+    with _policy("mixed_bfloat16"):
+        inputs = keras.Input((8, 8, 3))
+        x = blocks.conv_bn(inputs, 24, 3, blocks.BuildOptions(), "a")
+        x = blocks.conv_bn(x, 32, 1, blocks.BuildOptions(), "b")
+        model = keras.Model(inputs, keras.layers.Conv2D(4, 1)(x))
+    path = str(tmp_path / "relu.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    for m in (model, loaded):
+        graph = tf.function(lambda x, m=m: m(x, training=True)).get_concrete_function(
+            tf.TensorSpec((2, 8, 8, 3))).graph
+        relus = [op for op in graph.get_operations() if op.type == "Relu"]
+        assert [(op.inputs[0].op.type, op.get_attr("T").name) for op in relus] == [
+            ("FusedBatchNormV3", "float32"), ("FusedBatchNormV3", "bfloat16")]
+        assert graph.outputs[0].dtype == tf.bfloat16
 
 
 def test_models_use_the_fused_kernel_on_tensorflow():

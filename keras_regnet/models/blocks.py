@@ -12,7 +12,7 @@ from keras import layers
 
 from keras_regnet.design.spec import bottleneck_width, se_width
 from keras_regnet.models.layers import (DropPath, FusedBatchNormalization,
-                                        NativeConv2D)
+                                        InputDtypeReLU, NativeConv2D)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +61,7 @@ def conv_bn(x, filters, kernel_size, opts, name, stride=1, groups=1,
         gamma_initializer="zeros" if last and opts.zero_init_last_bn else "ones",
         name=f"{name}_bn")(x)
     if relu:
-        x = layers.ReLU(name=f"{name}_relu")(x)
+        x = InputDtypeReLU(name=f"{name}_relu")(x)
     return x
 
 
