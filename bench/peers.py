@@ -61,14 +61,19 @@ def _tf_runner(model, apply_gradients, images, labels, jit_compile,
 
 
 @contextlib.contextmanager
-def keras_policy(policy):
-    import keras
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
+def _global_policy(get, set_, policy):
+    previous = get()
+    set_(policy)
     try:
         yield
     finally:
-        keras.config.set_dtype_policy(previous)
+        set_(previous)
+
+
+def keras_policy(policy):
+    import keras
+    return _global_policy(keras.config.dtype_policy,
+                          keras.config.set_dtype_policy, policy)
 
 
 def keras3_runner(model, images, labels, jit_compile=False, infer=True,
@@ -98,15 +103,10 @@ def ours_inference(name, images, bf16=False, source=None):
     return keras3_runner(model, images, None, train=False)
 
 
-@contextlib.contextmanager
 def tf_keras_policy(policy):
     import tf_keras
-    previous = tf_keras.mixed_precision.global_policy()
-    tf_keras.mixed_precision.set_global_policy(policy)
-    try:
-        yield
-    finally:
-        tf_keras.mixed_precision.set_global_policy(previous)
+    return _global_policy(tf_keras.mixed_precision.global_policy,
+                          tf_keras.mixed_precision.set_global_policy, policy)
 
 
 def tf_keras_model(name, images, labels, native=True, bf16=False, train=True):

@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -7,6 +9,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # convnets on this CPU (plain Keras models too; passes with AVX2). The tuner
 # CLI sets the same default; read by oneDNN at its first kernel.
 os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TESTS)
 
 # The paper's model zoo (Radosavovic et al. 2020, appendix; pycls MODEL_ZOO):
 # name: (d, w0, wa, wm, g, SE, GF multiply-adds at 224, M params).
@@ -54,3 +59,31 @@ def randomize_bn(model, seed=0):
             layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.3, n),
                                rng.normal(0, 0.3, n), rng.uniform(0.3, 2.0, n)])
     return rng
+
+
+def random_images(n, shape, seed=0):
+    """`n` float32 images of `shape` (H, W, C), uniform in [0, 255)."""
+    return np.random.default_rng(seed).uniform(0, 255, (n, *shape)).astype("float32")
+
+
+def run_python(args, timeout=300, **env):
+    """Runs `python *args` with the repository and the tests importable and
+    `env` added to the environment; asserts that it succeeded and returns the
+    finished process (stdout captured)."""
+    env = dict(os.environ, **env, PYTHONPATH=os.pathsep.join(
+        filter(None, [REPO, TESTS, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def dataset_arrays(ds):
+    """All `(images, labels)` of a batched `tf.data` dataset, as arrays."""
+    x, y = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
+    return np.concatenate(x), np.concatenate(y)
+
+
+def cpu_flags():
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        return set(f.read().split())

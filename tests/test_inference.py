@@ -5,18 +5,15 @@ The reference is always the unfolded training-graph model itself, run with
 """
 
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 
-from conftest import randomize_bn
+from conftest import random_images, randomize_bn, run_python
 from keras_regnet import AnyNet, AnyNetSpec
 from keras_regnet.models import inference
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small X and Y models: projection shortcuts, grouped convs, SE, two stages.
 SPECS = {
     "x": AnyNetSpec(depths=(1, 2), widths=(16, 32), group_widths=(8, 8)),
@@ -35,7 +32,7 @@ def _model(block, **kwargs):
 
 
 def _images(n=4, size=48, seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, (n, size, size, 3)).astype("float32")
+    return random_images(n, (size, size, 3), seed)
 
 
 @pytest.mark.parametrize("block", ["x", "y"])
@@ -114,15 +111,10 @@ def check_bf16_export():
 
 
 def test_bf16_folded_model_is_close_and_bf16():
-    # conftest caps oneDNN at AVX2, which has no bf16 convolutions.
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [REPO, os.environ.get("PYTHONPATH")])))
-    env["ONEDNN_MAX_CPU_ISA"] = "ALL"  # oneDNN's default; conftest only sets a default
-    script = ("import sys; sys.path.insert(0, sys.argv[1]); "
-              "import test_inference; test_inference.check_bf16_export()")
-    proc = subprocess.run([sys.executable, "-c", script, os.path.dirname(__file__)],
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # conftest caps oneDNN at AVX2, which has no bf16 convolutions; ALL is
+    # oneDNN's own default.
+    run_python(["-c", "import test_inference; test_inference.check_bf16_export()"],
+               ONEDNN_MAX_CPU_ISA="ALL")
 
 
 def test_savedmodel_export_round_trip(tmp_path):

@@ -5,8 +5,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -18,10 +16,9 @@ from keras_regnet.models import blocks
 from keras_regnet.models import layers as regnet_layers
 
 from _backend_check import conv_inputs, conv_results
-from conftest import randomize_bn
+from conftest import cpu_flags, random_images, randomize_bn, run_python
 
 HELPER = os.path.join(os.path.dirname(__file__), "_backend_check.py")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A 4-block RegNet whose stages have 2, 4 and 8 groups in the 3x3 conv.
 SMALL = dict(depth=4, w0=16, wa=16, wm=2.0, group_width=8, stem_type="cifar",
              input_shape=(32, 32, 3), classes=10)
@@ -44,8 +41,7 @@ def _policy(name):
 
 
 def _images(n, seed=0):
-    return np.random.default_rng(seed).uniform(
-        0, 255, (n, *SMALL["input_shape"])).astype("float32")
+    return random_images(n, SMALL["input_shape"], seed)
 
 
 def _randomize(model, seed=0):
@@ -164,7 +160,8 @@ def _batch_norm_results(cls, x, cotangent, weights):
     return per_mode, [np.asarray(w) for w in layer.get_weights()], out.dtype
 
 
-def check_batch_norm_matches_keras(policy, channels):
+def check_batch_norm_matches_keras(policy, channels, native_bf16):
+    """`native_bf16`: whether oneDNN's bf16 batch norm is expected to run."""
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(1.0, 3.0, (4, 7, 7, channels)).astype("float32"))
     cotangent = tf.constant(rng.normal(size=x.shape).astype("float32"))
@@ -176,8 +173,8 @@ def check_batch_norm_matches_keras(policy, channels):
             _batch_norm_results(cls, x, cotangent, weights) for cls in
             (keras.layers.BatchNormalization, regnet_layers.FusedBatchNormalization)]
     assert ref_dtype == x.dtype
-    in_float32 = x.dtype == tf.bfloat16 and (
-        channels % 16 or not regnet_layers.native_bf16_batch_norm_ok())
+    assert regnet_layers.native_bf16_batch_norm_ok() == native_bf16
+    in_float32 = x.dtype == tf.bfloat16 and (channels % 16 or not native_bf16)
     assert dtype == (tf.float32 if in_float32 else x.dtype)
     rel = 1e-5 if policy == "float32" else 1e-2  # bf16 keeps 8 bits
     for ref, got in zip(ref_modes, modes):
@@ -190,25 +187,19 @@ def check_batch_norm_matches_keras(policy, channels):
 @pytest.mark.parametrize("policy,channels", [
     ("float32", 16), ("mixed_bfloat16", 16), ("mixed_bfloat16", 24)])
 def test_fused_batch_norm_matches_keras_batch_norm(policy, channels):
-    # conftest caps oneDNN at AVX2: bf16 inputs take the float32 fallback.
-    check_batch_norm_matches_keras(policy, channels)
+    # conftest caps oneDNN at AVX2, which has no bf16 batch norm: bf16 inputs
+    # take the float32 fallback.
+    assert os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    check_batch_norm_matches_keras(policy, channels, native_bf16=False)
 
 
 def test_fused_batch_norm_with_all_onednn_kernels():
-    """bf16 through oneDNN's own bf16 kernel where the CPU has one."""
-    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="ALL", PYTHONPATH=os.pathsep.join(
-        filter(None, [REPO, os.environ.get("PYTHONPATH")])))
-    script = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import test_models_runtime as t\n"
-        "for c in (16, 24): t.check_batch_norm_matches_keras('mixed_bfloat16', c)\n"
-        "print('native', t.regnet_layers.native_bf16_batch_norm_ok())")
-    proc = subprocess.run([sys.executable, "-c", script, os.path.dirname(__file__)],
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    with open("/proc/cpuinfo", encoding="utf-8") as f:
-        has_bf16 = "avx512_bf16" in f.read().split()
-    if has_bf16:
-        assert "native True" in proc.stdout
+    """bf16 through oneDNN's own bf16 kernel, which needs AVX-512."""
+    native = {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= cpu_flags()
+    run_python(["-c", "import test_models_runtime as t\n"
+                f"for c in (16, 24): t.check_batch_norm_matches_keras("
+                f"'mixed_bfloat16', c, native_bf16={native})"],
+               ONEDNN_MAX_CPU_ISA="ALL")
 
 
 @pytest.mark.parametrize("native,channels,dtype", [
@@ -285,21 +276,15 @@ def other_backend(request, tmp_path_factory):
     }
     keras.backend.clear_session()
 
-    env = dict(os.environ, KERAS_BACKEND=backend,
-               PYTHONPATH=os.pathsep.join(
-                   filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    env = {"KERAS_BACKEND": backend}
     if backend == "jax":
         # JAX compiles one XLA program per weight shape just to initialise
         # the model; unoptimised compilation halves the time.
         env["XLA_FLAGS"] = " ".join(filter(None, [
-            env.get("XLA_FLAGS"), "--xla_backend_optimization_level=0"]))
+            os.environ.get("XLA_FLAGS"), "--xla_backend_optimization_level=0"]))
     model_kwargs = dict(_CROSS_MODEL, input_shape=list(SMALL["input_shape"]))
-    proc = subprocess.run(
-        [sys.executable, HELPER, str(tmp / "in.npz"), str(tmp / "out.npz"),
-         weights, json.dumps(model_kwargs)],
-        env=env, capture_output=True, text=True, timeout=400)
-    assert proc.returncode == 0, (
-        f"{backend} subprocess failed:\n{proc.stderr[-4000:]}")
+    run_python([HELPER, str(tmp / "in.npz"), str(tmp / "out.npz"), weights,
+                json.dumps(model_kwargs)], timeout=400, **env)
     out = dict(np.load(tmp / "out.npz"))
     assert str(out["backend"]) == backend
     for prefix in ("grouped", "keras"):
@@ -528,8 +513,6 @@ def test_grouped_conv_falls_back_without_onednn(tmp_path):
         "m.compile('sgd', 'sparse_categorical_crossentropy')\n"
         "m.fit(np.random.rand(8, 16, 16, 3), np.arange(8) % 3, epochs=1, verbose=0)\n"
         "print('native', native_grouped_conv_ok())\n")
-    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0", KERAS_BACKEND="tensorflow")
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                         text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = run_python(["-c", script], TF_ENABLE_ONEDNN_OPTS="0",
+                     KERAS_BACKEND="tensorflow")
     assert "native False" in out.stdout

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import dataset_arrays
 from tuner import cli
 from tuner.data import load_dataset
 from tuner.trials import read_trials_csv
@@ -57,8 +58,7 @@ def test_search_learns_digits_and_exports_the_best_model(tmp_path):
     print(f"best val_accuracy {best['val_accuracy']:.4f}")
 
     data = load_dataset("digits", image_size=16, batch_size=64)
-    x = np.concatenate([x for x, _ in data.val])
-    y = np.concatenate([y for _, y in data.val])
+    x, y = dataset_arrays(data.val)
     model = keras.saving.load_model(os.path.join(out, cli.BEST_KERAS))
     probs = model.predict(x, verbose=0)
     assert np.mean(probs.argmax(-1) == y) == pytest.approx(best["val_accuracy"], abs=1e-6)

@@ -4,18 +4,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import dataset_arrays
 from tuner.data import describe_dataset, load_dataset
-
-
-def _arrays(ds):
-    x, y = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
-    return np.concatenate(x), np.concatenate(y)
 
 
 def test_digits_are_upsampled_and_split_by_class():
     data = load_dataset("digits", image_size=16, batch_size=100)
-    x_val, y_val = _arrays(data.val)
-    x_train, y_train = _arrays(data.train)
+    x_val, y_val = dataset_arrays(data.val)
+    x_train, y_train = dataset_arrays(data.train)
     # scikit-learn's digits: 1797 images of 10 classes, 8x8 pixels in 0..16.
     assert (data.num_train, data.num_val) == (1437, 360) == (len(x_train), len(x_val))
     assert x_val.shape[1:] == (16, 16, 1) and data.info.input_shape == (16, 16, 1)
@@ -34,8 +30,8 @@ def test_image_folder(tmp_path):
     info = describe_dataset(str(tmp_path), image_size=8)
     assert (info.kind, info.input_shape, info.classes) == ("folder", (8, 8, 3), 3)
     data = load_dataset(str(tmp_path), image_size=8, batch_size=4)
-    x_train, y_train = _arrays(data.train)
-    x_val, y_val = _arrays(data.val)
+    x_train, y_train = dataset_arrays(data.train)
+    x_val, y_val = dataset_arrays(data.val)
     assert len(x_train) + len(x_val) == 15 and x_train.shape[1:] == (8, 8, 3)
     assert set(np.concatenate([y_train, y_val])) == {0, 1, 2}
 
@@ -49,7 +45,13 @@ def test_folder_without_classes_is_rejected(tmp_path):
         describe_dataset(str(tmp_path / "missing"))
 
 
-def test_tfds_metadata_without_download():
+def test_tfds_metadata_without_download(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("describe_dataset downloaded or prepared data")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_download)
     # CIFAR-10: 32x32 RGB images of 10 classes.
     info = describe_dataset("cifar10")
     assert (info.kind, info.input_shape, info.classes) == ("tfds", (32, 32, 3), 10)

@@ -69,6 +69,23 @@ def test_every_trial_fits_the_budget(tmp_path, kind, n, kwargs):
     assert oracle.draws >= 100
 
 
+def test_search_ends_when_every_configuration_in_budget_has_run(tmp_path):
+    """Keras Tuner keeps drawing the configurations outside the budget once
+    those inside have all run: the space is exhausted, not the budget wrong."""
+    fixed = dict(depth=4, w0=16, wa=16.0, wm=2.0, bottleneck_ratio=1)
+    widths = (1, 2, 4, 8, 16)
+    hypermodel = RegNetHyperModel((32, 32, 3), 10, group_width=widths,
+                                  flops=(None, 2.6e6), **fixed)
+    inside = [g for g in widths if hypermodel.space.fits(dict(fixed, group_width=g))]
+    assert inside == [1, 2, 4]  # 2.27, 2.34, 2.49 MFLOPs; 8 and 16 are over
+    search = build_tuner(hypermodel, "random", max_trials=6, seed=0,
+                         directory=str(tmp_path), project_name="p")
+    search.oracle.max_draws = 200
+    trials = _drive(search.oracle, 6, lambda trial: 0.5)
+    assert sorted(t.hyperparameters.values["group_width"] for t in trials) == inside
+    assert search.oracle.create_trial("tuner0").status == TrialStatus.STOPPED
+
+
 def test_params_budget_checked_against_built_models(tmp_path):
     params = (50e3, 150e3)
     hypermodel = RegNetHyperModel((16, 16, 1), 10, depth=(2, 8), w0=(8, 64),
@@ -138,3 +155,21 @@ def test_a_trial_whose_process_died_twice_is_failed_on_resume(tmp_path):
     assert third.trial_id != first.trial_id
     assert oracle.trials[first.trial_id].status == TrialStatus.FAILED
     assert "died 2 times" in oracle.trials[first.trial_id].message
+
+
+def test_trials_without_a_wall_time_leave_the_cell_empty(tmp_path):
+    """Other workers' running trials have no wall time yet: no `nan` in the
+    CSV, and the report's total skips them."""
+    import keras_tuner
+    from tuner.analysis import summary
+    from tuner.trials import read_trials_csv, trial_record, write_trials_csv
+
+    trials = [keras_tuner.engine.trial.Trial(keras_tuner.HyperParameters(),
+                                             trial_id=str(i), status=status)
+              for i, status in enumerate(["COMPLETED", "RUNNING"])]
+    rows = [trial_record(trials[0], {}, {"wall_time_s": 12.345}),
+            trial_record(trials[1], {}, {})]
+    write_trials_csv(tmp_path / "trials.csv", rows)
+    walls = [r["wall_time_s"] for r in read_trials_csv(tmp_path / "trials.csv")]
+    assert walls == [12.35, ""]
+    assert "12 s of trials" in summary("p", read_trials_csv(tmp_path / "trials.csv"))

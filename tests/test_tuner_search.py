@@ -50,6 +50,7 @@ class FlakyHyperModel(RegNetHyperModel):
 
 def test_callbacks_reach_fit_and_failed_trials_are_recorded(tmp_path, digits):
     log = tmp_path / "epochs.jsonl"
+    FlakyHyperModel.fits = 0
     hypermodel = FlakyHyperModel(digits.info.input_shape, 10, **TINY)
     search = build_tuner(
         hypermodel, "random", max_trials=4, seed=0, directory=str(tmp_path),
@@ -111,9 +112,27 @@ def test_hyperband_epochs_and_initial_epoch_are_honoured(tmp_path, digits):
     assert all(r["status"] == "COMPLETED" for r in rows)
 
 
+def test_cosine_schedule_starts_from_the_learning_rate_hyperparameter(digits):
+    """A resumed Hyperband round restores the optimizer's decayed rate from
+    its checkpoint; the schedule must still start from the hyperparameter."""
+    import keras_tuner
+
+    hypermodel = RegNetHyperModel(digits.info.input_shape, 10, learning_rate=0.2, **TINY)
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    model.optimizer.learning_rate = 0.01  # as restored from a checkpoint
+    rates = []
+    seen = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: rates.append(
+        float(model.optimizer.learning_rate)))
+    hypermodel.fit(hp, model, digits.train, epochs=2, callbacks=[seen], verbose=0)
+    assert rates == pytest.approx([0.2, 0.1])  # cosine over 2 epochs
+
+
 def test_mixed_precision_and_jit_compile_options(digits):
+    # jit_compile's default, "auto", is False on a CPU: ask for True.
     hypermodel = RegNetHyperModel(digits.info.input_shape, 10, mixed_precision=True,
-                                  jit_compile=False, **TINY)
+                                  jit_compile=True, **TINY)
+    previous = keras.mixed_precision.global_policy()
     try:
         import keras_tuner
 
@@ -121,6 +140,6 @@ def test_mixed_precision_and_jit_compile_options(digits):
         assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
         conv = model.get_layer("stem_conv")
         assert conv.compute_dtype == "bfloat16" and conv.variable_dtype == "float32"
-        assert model.jit_compile is False
+        assert model.jit_compile is True
     finally:
-        keras.mixed_precision.set_global_policy("float32")
+        keras.mixed_precision.set_global_policy(previous)

@@ -5,6 +5,7 @@ import os
 import numpy as np
 
 from keras_regnet.design.sampling import PARAM_NAMES
+from keras_regnet.files import atomic_path
 from tuner.trials import read_trials_csv
 
 TRIALS_CSV = "trials.csv"
@@ -50,10 +51,8 @@ def _pyplot():
 
 def _save(fig, path):
     """Saves atomically: a temporary name in the same folder, then rename."""
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.partial{ext}"
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
 
 
 def plot_edf(runs, path):
@@ -102,9 +101,8 @@ def plot_params(rows, path):
     plt.close(fig)
 
 
-def write_plots(directory, rows=None):
-    """Writes `edf.png` and `params.png` into a run directory."""
-    rows = load_run(directory) if rows is None else rows
+def write_plots(directory, rows):
+    """Writes `edf.png` and `params.png` (of `rows`) into a run directory."""
     plot_edf([(os.path.basename(os.path.normpath(directory)), rows)],
              os.path.join(directory, EDF_PNG))
     plot_params(rows, os.path.join(directory, PARAMS_PNG))

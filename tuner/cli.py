@@ -5,9 +5,10 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 import warnings
+
+from keras_regnet.files import atomic_path
 
 SEARCH_JSON = "search.json"
 PROJECT = "kt_project"
@@ -194,11 +195,8 @@ def make_tuner(config, out, hypermodel, max_trials_per_process=None):
 
 def write_json(path, obj):
     """Writes JSON atomically (temporary file in the same folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=1, sort_keys=True)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def prepare_out_dir(out, config, resume):
@@ -229,8 +227,6 @@ def prepare_out_dir(out, config, resume):
 
 def export_best(search, out):
     """Saves the best model as `.keras` and as a SavedModel, atomically."""
-    import shutil
-
     best = search.oracle.get_best_trials(1)
     if not best or best[0].status != "COMPLETED":
         return None
@@ -240,16 +236,10 @@ def export_best(search, out):
         model = search.load_model(best[0])
     # Saved with built optimizer variables, so that loading the file is quiet.
     model.optimizer.build(model.trainable_variables)
-    keras_path = os.path.join(out, BEST_KERAS)
-    tmp = os.path.join(out, ".partial-" + BEST_KERAS)
-    model.save(tmp)
-    os.replace(tmp, keras_path)
-    saved = os.path.join(out, BEST_SAVEDMODEL)
-    tmp = os.path.join(out, ".partial-" + BEST_SAVEDMODEL)
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.export(tmp, verbose=False)
-    shutil.rmtree(saved, ignore_errors=True)
-    os.replace(tmp, saved)
+    with atomic_path(os.path.join(out, BEST_KERAS)) as tmp:
+        model.save(tmp)
+    with atomic_path(os.path.join(out, BEST_SAVEDMODEL)) as tmp:
+        model.export(tmp, verbose=False)
     return best[0]
 
 

@@ -107,7 +107,7 @@ def load_dataset(name, image_size=None, batch_size=32, seed=0):
     """
     info = describe_dataset(name, image_size)
     loader = {"digits": _load_digits, "folder": _load_folder, "tfds": _load_tfds}
-    train, val, num_train, num_val = loader[info.kind](info, seed)
+    train, val, num_train, num_val = loader[info.kind](info)
     return Dataset(info, _pipeline(train, num_train, info, batch_size, seed, True),
                    _pipeline(val, num_val, info, batch_size, seed, False),
                    num_train, num_val)
@@ -135,7 +135,7 @@ def _pipeline(ds, count, info, batch_size, seed, training):
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _load_digits(info, seed):
+def _load_digits(info):
     """scikit-learn's 1797 handwritten 8x8 digits, pixels scaled to [0, 255]."""
     import tensorflow as tf
     from sklearn.datasets import load_digits
@@ -152,7 +152,7 @@ def _load_digits(info, seed):
             len(x_train), len(x_val))
 
 
-def _load_folder(info, seed):
+def _load_folder(info):
     import keras
 
     train, val = keras.utils.image_dataset_from_directory(
@@ -162,7 +162,7 @@ def _load_folder(info, seed):
     return train, val, int(train.cardinality()), int(val.cardinality())
 
 
-def _load_tfds(info, seed):
+def _load_tfds(info):
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(info.name)

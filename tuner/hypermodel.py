@@ -7,9 +7,10 @@ import keras_tuner
 import numpy as np
 
 import keras_regnet
-from keras_regnet.design.sampling import (CHOICE_PARAMS, MAX_DRAWS,
-                                          PAPER_RANGES, RANGE_PARAMS,
-                                          RegNetDesignSpace, _error)
+from keras_regnet.design.regnet import QUANTUM
+from keras_regnet.design.sampling import (CHOICE_PARAMS, PAPER_RANGES,
+                                          RANGE_PARAMS, RegNetDesignSpace,
+                                          _error, _is_number)
 
 # Inputs smaller than this get the CIFAR-style stem (3x3 conv, stride 1).
 CIFAR_STEM_BELOW = 64
@@ -18,8 +19,7 @@ CIFAR_STEM_BELOW = 64
 def _optimizer_range(name, value, allow_zero):
     """A fixed value or a `(lo, hi)` log range of a positive number."""
     pair = value if isinstance(value, (tuple, list)) else (value, value)
-    ok = (len(pair) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                 for v in pair))
+    ok = len(pair) == 2 and all(_is_number(v) for v in pair)
     if ok:
         lo, hi = float(pair[0]), float(pair[1])
         fixed = lo == hi
@@ -118,8 +118,7 @@ class RegNetHyperModel(keras_tuner.HyperModel):
         self.seed = seed
         # Keras Tuner builds the default configuration once at construction,
         # so it must fit the budget; this also rejects impossible budgets.
-        self.defaults, _ = self.space.sample_in_budget(
-            np.random.default_rng(0), MAX_DRAWS)
+        self.defaults, _ = self.space.sample_in_budget(np.random.default_rng(0))
 
     def declare_hyperparameters(self, hp):
         self._values(hp)
@@ -133,7 +132,7 @@ class RegNetHyperModel(keras_tuner.HyperModel):
             if lo == hi:
                 values[name] = hp.Fixed(name, lo)
             elif name == "w0":
-                values[name] = hp.Int(name, lo, hi, step=8, default=default)
+                values[name] = hp.Int(name, lo, hi, step=QUANTUM, default=default)
             elif name == "depth":
                 values[name] = hp.Int(name, lo, hi, default=default)
             else:
@@ -186,7 +185,9 @@ class RegNetHyperModel(keras_tuner.HyperModel):
                 became NaN or infinite; Keras Tuner records the trial as failed.
         """
         epochs = kwargs.get("epochs", 1)
-        base_lr = float(model.optimizer.learning_rate)
+        # From the hyperparameter, not the optimizer: a Hyperband round that
+        # resumes a checkpoint restores the previous round's decayed rate.
+        base_lr = float(hp.get("learning_rate"))
         schedule = keras.callbacks.LearningRateScheduler(
             lambda epoch: base_lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))
         divergence = StopOnDivergence()

@@ -56,8 +56,6 @@ class _BudgetOracle:
         self.draws = 0
         self.accepted = 0
         self.stop_reason = None
-        # One line per finished trial (independent of Keras' `verbose`).
-        self.print_trials = True
         # trial_id -> {"tuner_id", "start", "attempts", "wall_time_s"}; saved
         # with the oracle.
         self.records = {}
@@ -73,6 +71,11 @@ class _BudgetOracle:
             if self.space.fits(values):
                 self.accepted += 1
                 return values
+        if self.trials:
+            # Keras Tuner only remembers the values it ran, so once every
+            # configuration that fits has run it keeps drawing ones that do
+            # not: the space is exhausted.
+            return None
         raise self.space.infeasible_error(self.max_draws)
 
     @synchronized
@@ -114,14 +117,11 @@ class _BudgetOracle:
 
     @synchronized
     def end_trial(self, trial):
-        super().end_trial(trial)
-        trial = self.trials[trial.trial_id]
         record = self.records.setdefault(trial.trial_id, {})
         record["wall_time_s"] = time.time() - record.get("start", time.time())
-        self.save()
+        super().end_trial(trial)  # saves the oracle, records included
         self.write_csv()
-        if self.print_trials:
-            print(self._trial_line(trial), flush=True)
+        print(self._trial_line(self.trials[trial.trial_id]), flush=True)
 
     def _check_consecutive_failures(self):
         limit = self.max_consecutive_failed_trials
@@ -161,7 +161,7 @@ class _BudgetOracle:
             for name in PARAM_NAMES if name in values)
         params = (params.replace("depth=", "d=").replace("bottleneck_ratio=", "b=")
                   .replace("group_width=", "g="))
-        cx = self.space.complexity(values)
+        cx = self._derived(trial.trial_id)
         wall = self.records.get(trial.trial_id, {}).get("wall_time_s", 0.0)
         total = f"/{self.max_trials}" if self.max_trials else ""
         head = (f"trial {trial.trial_id}{total} | {params} | "

@@ -1,12 +1,10 @@
 """Per-trial records and `trials.csv`: written by the oracle, read by the report."""
 
 import csv
-import math
-import os
 import re
-import tempfile
 
 from keras_regnet.design.sampling import PARAM_NAMES
+from keras_regnet.files import atomic_path
 
 # Fixed leading columns; hyperparameters beyond the six and metrics follow.
 DERIVED = ("block", "num_stages", "depths", "widths", "group_widths",
@@ -34,7 +32,7 @@ def trial_record(trial, derived, extra):
     values = dict(trial.hyperparameters.values)
     row = {"trial_id": trial.trial_id, "status": trial.status,
            "tuner_id": extra.get("tuner_id", ""),
-           "wall_time_s": round(extra.get("wall_time_s", math.nan), 2),
+           "wall_time_s": round(extra["wall_time_s"], 2) if "wall_time_s" in extra else "",
            "message": short_reason(trial.message)}
     row.update(values)
     row.update(derived)
@@ -60,18 +58,10 @@ def write_trials_csv(path, rows):
     seen = [k for row in rows for k in row]
     middle = sorted(set(seen) - set(LEADING) - set(TRAILING))
     fields = [*LEADING, *middle, *TRAILING]
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".trials-", suffix=".csv", dir=folder)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=fields, restval="")
-            writer.writeheader()
-            writer.writerows(rows)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def read_trials_csv(path):

@@ -9,11 +9,11 @@ one kernel), which is what makes bfloat16 inference fast on CPU.
 """
 
 import os
-import shutil
-import tempfile
 
 import keras
 import numpy as np
+
+from keras_regnet.files import atomic_path
 
 _DTYPES = ("float32", "bfloat16")
 # Identity in inference: dropped from the exported graph.
@@ -182,14 +182,6 @@ def export_inference(model, filepath, dtype="float32"):
         raise ValueError(f"Invalid `filepath`: {filepath!r}. Its folder "
                          "does not exist.")
     folded = inference_model(model, dtype)
-    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
-    try:
-        folded.export(os.path.join(tmp, "model"), format="tf_saved_model",
-                      verbose=False)
-        if os.path.exists(filepath):
-            old = os.path.join(tmp, "old")
-            os.replace(filepath, old)
-        os.replace(os.path.join(tmp, "model"), filepath)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_path(filepath) as tmp:
+        folded.export(tmp, format="tf_saved_model", verbose=False)
     return folded

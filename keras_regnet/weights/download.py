@@ -7,6 +7,8 @@ import tempfile
 import urllib.error
 import urllib.request
 
+from keras_regnet.files import atomic_path
+
 _CHUNK = 1 << 20
 
 
@@ -65,18 +67,16 @@ def fetch(url, fname, sha256, directory=None, timeout=60):
     target = os.path.join(directory, fname)
     if os.path.exists(target) and sha256_of(target) == sha256:
         return target
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{fname}.",
-                               suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out:
-            digest = _download(url, out, timeout)
-        if digest != sha256:
-            raise DownloadError(
-                f"The download of {fname} from {url} is corrupted: its "
-                f"SHA-256 is {digest}, expected {sha256}. Nothing was "
-                "cached; try again, or pass a verified local copy as "
-                "`weights='/path/to/file'`.")
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            with open(tmp, "wb") as out:
+                digest = _download(url, out, timeout)
+            if digest != sha256:
+                raise DownloadError(
+                    f"The download of {fname} from {url} is corrupted: its "
+                    f"SHA-256 is {digest}, expected {sha256}. Nothing was "
+                    "cached; try again, or pass a verified local copy as "
+                    "`weights='/path/to/file'`.")
         return target
     except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
         if isinstance(e, DownloadError):
@@ -87,9 +87,6 @@ def fetch(url, fname, sha256, directory=None, timeout=60):
             f"machine is offline, download {url} elsewhere, check that its "
             f"SHA-256 is {sha256}, and either pass its path as "
             f"`weights='/path/to/{fname}'` or copy it to {target}.") from e
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _download(url, out, timeout):

@@ -15,12 +15,12 @@ import json
 import os
 import pickle
 import struct
-import tempfile
 import zipfile
 
 import h5py
 import numpy as np
 
+from keras_regnet.files import atomic_path
 from keras_regnet.weights.mapping import keras2_layer
 
 FORMAT_ATTR = "keras_regnet_weights"
@@ -117,22 +117,14 @@ def _strings(values):
 
 def write_converted(path, layers, metadata):
     """Writes a layer dict and its metadata; atomic (temp file + rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".part")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs[FORMAT_ATTR] = FORMAT_VERSION
-            for key, value in metadata.items():
-                f.attrs[key] = json.dumps(value)
-            for name, arrays in layers.items():
-                group = f.create_group(name)
-                for var, array in arrays.items():
-                    group.create_dataset(var, data=array)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs[FORMAT_ATTR] = FORMAT_VERSION
+        for key, value in metadata.items():
+            f.attrs[key] = json.dumps(value)
+        for name, arrays in layers.items():
+            group = f.create_group(name)
+            for var, array in arrays.items():
+                group.create_dataset(var, data=array)
 
 
 def read_converted_metadata(path):
