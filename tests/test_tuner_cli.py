@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from conftest import dataset_arrays
 from tuner import cli
-from tuner.data import load_dataset
+from tuner.data import describe_dataset, load_dataset
 from tuner.trials import read_trials_csv
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,7 +57,7 @@ def test_search_learns_digits_and_exports_the_best_model(tmp_path):
     assert best["val_accuracy"] >= 0.95, log
     print(f"best val_accuracy {best['val_accuracy']:.4f}")
 
-    data = load_dataset("digits", image_size=16, batch_size=64)
+    data = load_dataset(describe_dataset("digits", image_size=16), batch_size=64)
     x, y = dataset_arrays(data.val)
     model = keras.saving.load_model(os.path.join(out, cli.BEST_KERAS))
     probs = model.predict(x, verbose=0)

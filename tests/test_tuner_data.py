@@ -9,7 +9,7 @@ from tuner.data import describe_dataset, load_dataset
 
 
 def test_digits_are_upsampled_and_split_by_class():
-    data = load_dataset("digits", image_size=16, batch_size=100)
+    data = load_dataset(describe_dataset("digits", image_size=16), batch_size=100)
     x_val, y_val = dataset_arrays(data.val)
     x_train, y_train = dataset_arrays(data.train)
     # scikit-learn's digits: 1797 images of 10 classes, 8x8 pixels in 0..16.
@@ -29,7 +29,7 @@ def test_image_folder(tmp_path):
     (tmp_path / "notes").mkdir()  # no images: not a class
     info = describe_dataset(str(tmp_path), image_size=8)
     assert (info.kind, info.input_shape, info.classes) == ("folder", (8, 8, 3), 3)
-    data = load_dataset(str(tmp_path), image_size=8, batch_size=4)
+    data = load_dataset(info, batch_size=4)
     x_train, y_train = dataset_arrays(data.train)
     x_val, y_val = dataset_arrays(data.val)
     assert len(x_train) + len(x_val) == 15 and x_train.shape[1:] == (8, 8, 3)

@@ -34,6 +34,14 @@ def _drive(oracle, n, score):
     return trials
 
 
+def _resumed_oracle(directory):
+    """A new tuner on a saved project reloads the oracle, as `--resume` does."""
+    search = build_tuner(_hypermodel(), "random", max_trials=5, seed=0,
+                         directory=str(directory), project_name="p")
+    search.save()
+    return search.oracle
+
+
 def _score(trial):
     # Prefers ~15 MFLOPs-like configurations, so the GP has a signal.
     v = trial.hyperparameters.values
@@ -136,25 +144,34 @@ def test_consecutive_failures_stop_the_search(tmp_path):
 
 
 def test_a_trial_whose_process_died_twice_is_failed_on_resume(tmp_path):
-    def resumed_oracle():
-        # A new tuner on a saved project reloads the oracle, as `--resume` does.
-        search = build_tuner(_hypermodel(), "random", max_trials=5, seed=0,
-                             directory=str(tmp_path), project_name="p")
-        search.save()
-        return search.oracle
-
-    oracle = resumed_oracle()
+    oracle = _resumed_oracle(tmp_path)
     first = oracle.create_trial("tuner0")  # The process dies during this trial...
-    oracle = resumed_oracle()
+    oracle = _resumed_oracle(tmp_path)
     second = oracle.create_trial("tuner0")
     # ...which is run again, and dies again.
     assert second.trial_id == first.trial_id
     assert oracle.records[first.trial_id]["attempts"] == 2
-    oracle = resumed_oracle()
+    oracle = _resumed_oracle(tmp_path)
     third = oracle.create_trial("tuner0")
     assert third.trial_id != first.trial_id
     assert oracle.trials[first.trial_id].status == TrialStatus.FAILED
     assert "died 2 times" in oracle.trials[first.trial_id].message
+
+
+def test_a_trial_whose_worker_died_twice_is_failed_across_chief_restarts(tmp_path):
+    oracle = _resumed_oracle(tmp_path)
+    trial = oracle.create_trial("worker1")
+    assert oracle.worker_died("worker2", "no trial") is None
+    # The chief restarts the worker, which resumes the trial: a second attempt...
+    assert oracle.worker_died("worker1", "crashed").trial_id == trial.trial_id
+    assert oracle.trials[trial.trial_id].status == TrialStatus.RUNNING
+    assert oracle.records[trial.trial_id]["attempts"] == 2
+    # ...saved at once, so a restarted chief knows it.
+    assert _resumed_oracle(tmp_path).records[trial.trial_id]["attempts"] == 2
+    oracle.worker_died("worker1", "worker1 crashed 2 times running this trial")
+    assert oracle.trials[trial.trial_id].status == TrialStatus.FAILED
+    assert "worker1" not in oracle.ongoing_trials
+    assert "crashed 2 times" in _resumed_oracle(tmp_path).trials[trial.trial_id].message
 
 
 def test_trials_without_a_wall_time_leave_the_cell_empty(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tuner import RegNetHyperModel, SearchStopped, build_tuner
-from tuner.data import load_dataset
+from tuner.data import describe_dataset, load_dataset
 from tuner.trials import read_trials_csv
 
 # Tiny RegNets on the 8x8 digits: a trial takes a few seconds.
@@ -19,7 +19,7 @@ TINY = dict(depth=(1, 3), w0=(8, 16), wa=(8.0, 16.0), group_width=(4, 8))
 
 @pytest.fixture(scope="module")
 def digits():
-    return load_dataset("digits", image_size=8, batch_size=64)
+    return load_dataset(describe_dataset("digits", image_size=8), batch_size=64)
 
 
 class Recorder(keras.callbacks.Callback):

@@ -276,8 +276,7 @@ def run_search(args, config, info, hypermodel):
         else:
             from tuner.data import load_dataset
 
-            data = load_dataset(config["dataset"], config["image_size"],
-                                config["batch_size"], config["seed"])
+            data = load_dataset(info, config["batch_size"], config["seed"])
             fit(search, data, config)
     finally:
         _finish(search, out, time.time() - start)

@@ -1,7 +1,8 @@
 """Datasets for the search: bundled digits, a TensorFlow Datasets name, or an image folder.
 
 `describe_dataset` is cheap and validates the name before any training;
-`load_dataset` builds the cached, shuffled, prefetched `tf.data` pipelines.
+`load_dataset` builds the cached, shuffled, prefetched `tf.data` pipelines
+from the `DatasetInfo` it returned.
 """
 
 import dataclasses
@@ -99,13 +100,18 @@ def _tfds_keys(info, name):
     return keys
 
 
-def load_dataset(name, image_size=None, batch_size=32, seed=0):
+def load_dataset(info, batch_size=32, seed=0):
     """Loads a dataset as batched, cached, prefetched `tf.data` pipelines.
 
     The validation split is the dataset's own (`validation`, else `test`),
     otherwise a fixed 20 % of the training data.
+
+    Args:
+        info: the dataset's `DatasetInfo`, from `describe_dataset` (which
+            validated the name and fixed the image size).
+        batch_size: images per batch.
+        seed: the training pipeline's shuffle seed.
     """
-    info = describe_dataset(name, image_size)
     loader = {"digits": _load_digits, "folder": _load_folder, "tfds": _load_tfds}
     train, val, num_train, num_val = loader[info.kind](info)
     return Dataset(info, _pipeline(train, num_train, info, batch_size, seed, True),

@@ -4,7 +4,9 @@ The chief serves the oracle (`KERASTUNER_ORACLE_IP`/`KERASTUNER_ORACLE_PORT`)
 and supervises local workers (`KERASTUNER_TUNER_ID=worker<i>`): a worker
 that has run its share of trials is replaced, and a crashed one is restarted
 with the same tuner id, so that the oracle hands it back its unfinished
-trial. A trial that crashes its worker twice is recorded as failed.
+trial. A trial that crashes its worker twice is recorded as failed (the
+oracle counts the attempts in its saved records, so a restarted chief
+keeps the count).
 """
 
 import collections
@@ -59,7 +61,6 @@ class _Supervisor:
                         **{CHIEF_PID_ENV: str(os.getpid())})
         self.procs = {}
         self.crashes = collections.Counter()
-        self.trial_crashes = collections.Counter()
         self.ended_at_spawn = {}
         os.makedirs(os.path.join(out, cli.LOGS), exist_ok=True)
 
@@ -95,16 +96,10 @@ class _Supervisor:
         if self.crashes[tuner_id] > MAX_CRASHES:
             raise SearchStopped(f"Search stopped: {tuner_id} crashed {MAX_CRASHES + 1} "
                                 f"times in a row (last exit code {code}); see {log}.")
-        trial = self.oracle.ongoing_trials.get(tuner_id)
-        note = ""
-        if trial is not None:
-            self.trial_crashes[trial.trial_id] += 1
-            note = f" during trial {trial.trial_id}"
-            if self.trial_crashes[trial.trial_id] >= MAX_ATTEMPTS:
-                trial.status = "FAILED"
-                trial.message = (f"{tuner_id} crashed {MAX_ATTEMPTS} times running "
-                                 f"this trial (last exit code {code}); see {log}")
-                self.oracle.end_trial(trial)
+        trial = self.oracle.worker_died(
+            tuner_id, f"{tuner_id} crashed {MAX_ATTEMPTS} times running this "
+            f"trial (last exit code {code}); see {log}")
+        note = "" if trial is None else f" during trial {trial.trial_id}"
         print(f"[chief] {tuner_id} exited with code {code}{note}; restarting it "
               "with the same tuner id", flush=True)
         self.spawn(tuner_id)
@@ -169,11 +164,11 @@ def worker_main(out):
     _exit_with_chief()
     with open(os.path.join(out, cli.SEARCH_JSON), encoding="utf-8") as f:
         config = json.load(f)
-    from tuner.data import load_dataset
+    from tuner.data import describe_dataset, load_dataset
 
-    data = load_dataset(config["dataset"], config["image_size"],
-                        config["batch_size"], config["seed"])
-    hypermodel = cli.make_hypermodel(config, data.info)
+    info = describe_dataset(config["dataset"], config["image_size"])
+    data = load_dataset(info, config["batch_size"], config["seed"])
+    hypermodel = cli.make_hypermodel(config, info)
     search = cli.make_tuner(config, out, hypermodel,
                             max_trials_per_process=config["trials_per_worker"])
     try:

@@ -109,11 +109,38 @@ class _BudgetOracle:
                 return
             self._retry_queue.pop()
             self.records[trial_id].pop("start", None)  # No meaningful wall time.
-            trial = self.trials[trial_id]
-            trial.status = TrialStatus.FAILED
-            trial.message = (f"The process running this trial died {attempts} "
-                             "times (a crash, or killed); not retried.")
-            self.end_trial(trial)
+            self._fail(self.trials[trial_id],
+                       f"The process running this trial died {attempts} "
+                       "times (a crash, or killed); not retried.")
+
+    @synchronized
+    def worker_died(self, tuner_id, message):
+        """Counts the death of `tuner_id`'s process against its ongoing trial.
+
+        The worker is restarted with the same tuner id, and the restart
+        resumes the trial: another attempt, counted in the saved records so
+        that a restarted chief knows it too. A trial whose worker died
+        `MAX_ATTEMPTS` times is failed with `message` instead.
+
+        Returns:
+            The trial the worker was running, or `None`.
+        """
+        trial = self.ongoing_trials.get(tuner_id)
+        if trial is None:
+            return None
+        record = self.records.setdefault(trial.trial_id, {})
+        if record.get("attempts", 0) >= MAX_ATTEMPTS:
+            self._fail(trial, message)
+        else:
+            record["attempts"] = record.get("attempts", 0) + 1
+            self.save()
+        return trial
+
+    def _fail(self, trial, message):
+        """Ends a trial whose process died as failed."""
+        trial.status = TrialStatus.FAILED
+        trial.message = message
+        self.end_trial(trial)
 
     @synchronized
     def end_trial(self, trial):
