@@ -3,6 +3,7 @@
 model is trained."""
 
 import math
+import os
 
 import keras
 import pytest
@@ -190,3 +191,28 @@ def test_trials_without_a_wall_time_leave_the_cell_empty(tmp_path):
     walls = [r["wall_time_s"] for r in read_trials_csv(tmp_path / "trials.csv")]
     assert walls == [12.35, ""]
     assert "12 s of trials" in summary("p", read_trials_csv(tmp_path / "trials.csv"))
+
+
+def test_state_files_are_replaced_not_rewritten_in_place(tmp_path):
+    # A hard link keeps the old file: it changes too if the file is rewritten
+    # in place (which a process killed mid-write leaves truncated), and stays
+    # as it was if the file is replaced by a rename.
+    search = build_tuner(_hypermodel(), "random", max_trials=5, seed=0,
+                         directory=str(tmp_path), project_name="p")
+    search.save()
+    trial = search.oracle.create_trial("tuner0")
+    project = tmp_path / "p"
+    files = [project / "oracle.json", project / f"trial_{trial.trial_id}" / "trial.json"]
+    before = [f.read_text() for f in files]
+    for f in files:
+        os.link(f, f"{f}.before")
+    search.oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+    trial.status = TrialStatus.COMPLETED
+    search.oracle.end_trial(trial)
+    for f, old in zip(files, before):
+        assert f.read_text() != old, f
+        assert open(f"{f}.before").read() == old, f
+    assert [p.name for p in project.rglob(".*")] == []
+    reloaded = _resumed_oracle(tmp_path)
+    assert reloaded.trials[trial.trial_id].score == 0.5
+    assert reloaded.records[trial.trial_id]["attempts"] == 1
