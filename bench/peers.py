@@ -93,13 +93,13 @@ def ours(name, images, labels, bf16=False, jit_compile=False, train=True):
     return keras3_runner(model, images, labels, jit_compile, train=train)
 
 
-def ours_inference(name, images, bf16=False, source=None):
+def ours_inference(name, images, bf16=False, source=None, batch_splits=None):
     """keras_regnet's inference export (BN folded) of model `name`."""
     from keras_regnet.models import inference, regnet
     if source is None:
         source = getattr(regnet, name)(weights=None)
     model = inference.inference_model(
-        source, dtype="bfloat16" if bf16 else "float32")
+        source, dtype="bfloat16" if bf16 else "float32", batch_splits=batch_splits)
     return keras3_runner(model, images, None, train=False)
 
 

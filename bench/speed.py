@@ -10,7 +10,8 @@ training step (batch 32, momentum 0.9, cross-entropy) for:
 
 - ours: `keras_regnet` models in fp32 and `mixed_bfloat16`, fp32 inference
   also with `jit_compile` (XLA; slower here, its grouped convolutions are
-  slow on CPU), and the BN-folded inference export (fp32 and bf16);
+  slow on CPU), and the BN-folded inference export (fp32 and bf16, batch
+  cut in two concurrent halves; also without the cut, "1 slice");
 - tf-keras: `tf_keras.applications` RegNets as shipped (grouped convolutions
   wrapped in XLA) and with those convolutions calling `tf.nn.convolution`
   directly ("native"), fp32 and `mixed_bfloat16`;
@@ -124,6 +125,10 @@ def contestants(name, images, labels, args):
         builders += [
             ("ours jit", "fp32", lambda: peers.ours(
                 name, images, labels, jit_compile=True, train=False)),
+            ("ours export 1 slice", "fp32",
+             lambda: peers.ours_inference(name, images, batch_splits=1)),
+            ("ours export 1 slice", "bf16", lambda: peers.ours_inference(
+                name, images, bf16=True, batch_splits=1)),
             ("tf-keras native", "bf16",
              lambda: peers.tf_keras_model(name, images, labels, bf16=True)),
             ("tf-keras shipped", "fp32", lambda: peers.tf_keras_model(
@@ -162,7 +167,7 @@ def bench_model(name, args):
             first = time.perf_counter() - start
             last = min(timed(step, 1) for _ in range(1 if args.quick else 2))
             iterations = max(1, round(args.min_run / last))
-            print(f"  {contestant:16s} {dtype} {mode}: first call {first:.1f} s, "
+            print(f"  {contestant:19s} {dtype} {mode}: first call {first:.1f} s, "
                   f"then {last * 1000:.0f} ms/step x {iterations}", flush=True)
             cases.append({"model": name, "contestant": contestant,
                           "dtype": dtype, "mode": mode, "step": step,

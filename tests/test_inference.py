@@ -38,7 +38,7 @@ def _images(n=4, size=48, seed=0):
 @pytest.mark.parametrize("block", ["x", "y"])
 def test_fp32_folded_model_matches_training_graph(block):
     model = _model(block)
-    folded = inference.inference_model(model)
+    folded = inference.inference_model(model, batch_splits=1)
     x = _images()
     ref = np.asarray(model(x, training=False))
     out = np.asarray(folded(x))
@@ -50,6 +50,31 @@ def test_fp32_folded_model_matches_training_graph(block):
     assert [l.name for l in folded.layers if isinstance(l, keras.layers.Conv2D)] == convs
     # Folding must not touch the source model.
     np.testing.assert_array_equal(np.asarray(model(x, training=False)), ref)
+
+
+@pytest.mark.parametrize("splits", [2, 3])
+def test_batch_slices_give_every_row_once(tmp_path, splits):
+    import tensorflow as tf
+
+    model = _model("y")
+    folded = inference.inference_model(model, batch_splits=splits)
+    assert [type(l).__name__ for l in folded.layers].count("BatchSplit") == 1
+    path = str(tmp_path / "folded.keras")
+    folded.save(path)
+    reloaded = keras.saving.load_model(path)
+    # Slices of ceil(n / splits) rows overlap for most n; a traced function
+    # (unknown batch size, as in the SavedModel) computes them as tensors.
+    serve = tf.function(reloaded, input_signature=[tf.TensorSpec((None, 48, 48, 3))])
+    for n in range(1, 8):
+        x = _images(n=n, seed=n)
+        ref = np.asarray(model(x, training=False))
+        for out in (folded(x), serve(tf.constant(x))):
+            np.testing.assert_allclose(np.asarray(out), ref, rtol=1e-5, atol=1e-4)
+
+
+def test_batch_splits_default_to_two_on_a_cpu():
+    kinds = [type(l).__name__ for l in inference.inference_model(_model("x")).layers]
+    assert (kinds.count("BatchSplit"), kinds.count("BatchMerge")) == (1, 1)
 
 
 def _hand_model(normalize):
@@ -128,7 +153,7 @@ def test_savedmodel_export_round_trip(tmp_path):
     assert not os.path.exists(os.path.join(path, "stale.txt"))
     assert sorted(os.listdir(tmp_path)) == ["folded"]  # no temporary left
     loaded = tf.saved_model.load(path)
-    x = _images(seed=3)
+    x = _images(n=5, seed=3)  # two overlapping halves
     np.testing.assert_allclose(np.asarray(loaded.serve(tf.constant(x))),
                                np.asarray(model(x, training=False)),
                                rtol=1e-5, atol=1e-4)
@@ -139,6 +164,9 @@ def test_bad_input():
         inference.inference_model(_model("x"), dtype="float16")
     with pytest.raises(ValueError, match="model"):
         inference.inference_model("RegNetX002")
+    for splits in (0, 2.0, True):
+        with pytest.raises(ValueError, match="batch_splits"):
+            inference.inference_model(_model("x"), batch_splits=splits)
 
 
 def test_export_to_missing_folder_is_refused(tmp_path):

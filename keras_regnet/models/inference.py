@@ -6,6 +6,11 @@ followed by BN equals one conv with scaled kernel and a bias:
 `bias' = (bias - moving_mean) * s + beta`. The folded model has one
 operation less per conv (TensorFlow then fuses conv, bias and ReLU into
 one kernel), which is what makes bfloat16 inference fast on CPU.
+
+On a CPU the batch is also cut into two halves that run concurrently:
+small models leave TensorFlow's inter-op threads idle between their many
+short ops, and two independent streams of ops fill them (RegNetX002 infers
+about 15% faster on 2 cores, the larger models 3-5%).
 """
 
 import os
@@ -14,13 +19,14 @@ import keras
 import numpy as np
 
 from keras_regnet.files import atomic_path
+from keras_regnet.models.layers import BatchMerge, BatchSplit
 
 _DTYPES = ("float32", "bfloat16")
 # Identity in inference: dropped from the exported graph.
 _TRAINING_ONLY = ("DropPath", "Dropout", "SpatialDropout2D")
 
 
-def _check_args(model, dtype):
+def _check_args(model, dtype, batch_splits):
     if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth"):
         raise ValueError(
             f"Invalid `model`: {model!r}. Expected a functional keras.Model "
@@ -28,6 +34,20 @@ def _check_args(model, dtype):
     if dtype not in _DTYPES:
         raise ValueError(
             f"Invalid `dtype`: {dtype!r}. Expected one of {_DTYPES}.")
+    if batch_splits is not None and not (
+            isinstance(batch_splits, int) and not isinstance(batch_splits, bool)
+            and batch_splits >= 1):
+        raise ValueError(f"Invalid `batch_splits`: {batch_splits!r}. Expected "
+                         "None or an integer >= 1.")
+
+
+def _default_batch_splits():
+    """2 for TensorFlow on a CPU, else 1 (a GPU runs one op at a time)."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return 1 if tf.config.list_physical_devices("GPU") else 2
 
 
 def _is_conv(layer):
@@ -101,7 +121,7 @@ def _folded_weights(conv, bn, input_scale=1.0):
             ((bias - mean) * scale + beta).astype("float32")]
 
 
-def inference_model(model, dtype="float32"):
+def inference_model(model, dtype="float32", batch_splits=None):
     """Rebuilds a model for inference, with BatchNormalization folded away.
 
     Every BN layer that follows a (grouped) convolution is folded into that
@@ -114,13 +134,18 @@ def inference_model(model, dtype="float32"):
     Args:
         model: a functional Keras model, e.g. from `keras_regnet.RegNetX002`.
         dtype: `"float32"` or `"bfloat16"`.
+        batch_splits: the batch is cut into this many equal slices that run
+            concurrently (`BatchSplit` / `BatchMerge`; the outputs are the
+            same). `None`: 2 with TensorFlow on a CPU, else 1.
 
     Returns:
         A new functional `keras.Model` with the same inputs and outputs and
         the same layer names, less the folded BN layers. It is for inference
         only: it has no BN layers to train.
     """
-    _check_args(model, dtype)
+    _check_args(model, dtype, batch_splits)
+    if batch_splits is None:
+        batch_splits = _default_batch_splits()
     uses, consumers, ranks = _graph(model)
     pairs = _foldable_pairs(model, uses, consumers)
     rescalings = _foldable_rescaling(model, uses, consumers)
@@ -142,8 +167,17 @@ def inference_model(model, dtype="float32"):
 
     inputs = [keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name)
               for x in model.inputs]
-    outputs = keras.tree.flatten(
-        model._run_through_graph(inputs, operation_fn=clone))
+    if batch_splits == 1:
+        outputs = keras.tree.flatten(
+            model._run_through_graph(inputs, operation_fn=clone))
+    else:
+        # Every slice runs through the same (shared) cloned layers.
+        slices = [BatchSplit(batch_splits, name=f"batch_split_{i}" if i else "batch_split")(x)
+                  for i, x in enumerate(inputs)]
+        results = [keras.tree.flatten(model._run_through_graph(
+            list(part), operation_fn=clone)) for part in zip(*slices)]
+        outputs = [BatchMerge(name=f"{name}_merge")([inputs[0], *part])
+                   for name, part in zip(model.output_names, zip(*results))]
     outputs = [keras.layers.Identity(dtype="float32", name=f"{x.name}_float32")(x)
                if x.dtype != "float32" else x for x in outputs]
     for layer in model.layers:
@@ -160,7 +194,7 @@ def inference_model(model, dtype="float32"):
                        name=model.name)
 
 
-def export_inference(model, filepath, dtype="float32"):
+def export_inference(model, filepath, dtype="float32", batch_splits=None):
     """Writes the BN-folded inference model as a TensorFlow SavedModel.
 
     The SavedModel's `serve` endpoint takes the model's input and returns
@@ -171,17 +205,18 @@ def export_inference(model, filepath, dtype="float32"):
         model: a functional Keras model, e.g. from `keras_regnet.RegNetX002`.
         filepath: folder to write the SavedModel to.
         dtype: `"float32"` or `"bfloat16"`.
+        batch_splits: as for `inference_model`.
 
     Returns:
         The inference model that was exported.
     """
-    _check_args(model, dtype)
+    _check_args(model, dtype, batch_splits)
     filepath = os.path.abspath(os.fspath(filepath))
     parent = os.path.dirname(filepath)
     if not os.path.isdir(parent):
         raise ValueError(f"Invalid `filepath`: {filepath!r}. Its folder "
                          "does not exist.")
-    folded = inference_model(model, dtype)
+    folded = inference_model(model, dtype, batch_splits)
     with atomic_path(filepath) as tmp:
         folded.export(tmp, format="tf_saved_model", verbose=False)
     return folded

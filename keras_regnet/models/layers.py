@@ -245,3 +245,63 @@ class DropPath(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+def _batch_parts(n, parts):
+    """`(size, starts)`: `parts` slices of `size` rows that cover `n` rows.
+
+    All slices have `ceil(n / parts)` rows, so none is empty (TensorFlow's
+    convolutions reject empty batches); the last ones may overlap.
+    """
+    size = (n + parts - 1) // parts
+    if isinstance(n, int):
+        return size, [min(i * size, n - size) for i in range(parts)]
+    return size, [ops.minimum(i * size, n - size) for i in range(parts)]
+
+
+@keras.saving.register_keras_serializable(package="keras_regnet")
+class BatchSplit(keras.layers.Layer):
+    """Cuts the batch into `parts` equal slices (see `BatchMerge`).
+
+    The slices are independent, so TensorFlow runs the layers after them
+    concurrently on its inter-op threads.
+    """
+
+    def __init__(self, parts, **kwargs):
+        super().__init__(autocast=False, **kwargs)
+        self.parts = parts
+
+    def call(self, inputs):
+        size, starts = _batch_parts(ops.shape(inputs)[0], self.parts)
+        return [inputs[start:start + size] for start in starts]
+
+    def compute_output_spec(self, inputs):
+        return [keras.KerasTensor((None, *inputs.shape[1:]), inputs.dtype)
+                for _ in range(self.parts)]
+
+    def get_config(self):
+        return {**super().get_config(), "parts": self.parts}
+
+
+@keras.saving.register_keras_serializable(package="keras_regnet")
+class BatchMerge(keras.layers.Layer):
+    """Joins the results of `BatchSplit`'s slices back into one batch.
+
+    Called on `[batch, *slice_results]`; `batch` (the tensor that was split)
+    gives the batch size. Rows that two slices share are taken once.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(autocast=False, **kwargs)
+
+    def call(self, inputs):
+        batch, *results = inputs
+        n = ops.shape(batch)[0]
+        size, starts = _batch_parts(n, len(results))
+        # Slice i contributes its rows from i * size on.
+        return ops.concatenate([result[i * size - start:] for i, (start, result)
+                                in enumerate(zip(starts, results))], axis=0)
+
+    def compute_output_spec(self, inputs):
+        result = inputs[1]
+        return keras.KerasTensor((None, *result.shape[1:]), result.dtype)
