@@ -247,21 +247,28 @@ class DropPath(keras.layers.Layer):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
-def _batch_parts(n, parts):
-    """`(size, starts)`: `parts` slices of `size` rows that cover `n` rows.
+def _batch_slices(n, parts):
+    """`[(start, stop, first, last)]` for cutting `n` rows into `parts` slices.
 
-    All slices have `ceil(n / parts)` rows, so none is empty (TensorFlow's
-    convolutions reject empty batches); the last ones may overlap.
+    Slice `i` reads rows `start:stop` and owns rows `first:last` of them;
+    the owned rows partition the batch as evenly as possible. A slice that
+    would own no row (fewer rows than slices) reads one anyway, because
+    TensorFlow's convolutions reject empty batches.
     """
-    size = (n + parts - 1) // parts
-    if isinstance(n, int):
-        return size, [min(i * size, n - size) for i in range(parts)]
-    return size, [ops.minimum(i * size, n - size) for i in range(parts)]
+    static = isinstance(n, int)
+    low, high = (min, max) if static else (ops.minimum, ops.maximum)
+    bounds = [i * n // parts for i in range(parts + 1)]
+    slices = []
+    for i in range(parts):
+        start = low(bounds[i], n - 1)
+        stop = high(bounds[i + 1], start + 1)
+        slices.append((start, stop, bounds[i] - start, bounds[i + 1] - start))
+    return slices
 
 
 @keras.saving.register_keras_serializable(package="keras_regnet")
 class BatchSplit(keras.layers.Layer):
-    """Cuts the batch into `parts` equal slices (see `BatchMerge`).
+    """Cuts the batch into `parts` slices of nearly equal size (see `BatchMerge`).
 
     The slices are independent, so TensorFlow runs the layers after them
     concurrently on its inter-op threads.
@@ -272,8 +279,8 @@ class BatchSplit(keras.layers.Layer):
         self.parts = parts
 
     def call(self, inputs):
-        size, starts = _batch_parts(ops.shape(inputs)[0], self.parts)
-        return [inputs[start:start + size] for start in starts]
+        return [inputs[start:stop] for start, stop, _, _
+                in _batch_slices(ops.shape(inputs)[0], self.parts)]
 
     def compute_output_spec(self, inputs):
         return [keras.KerasTensor((None, *inputs.shape[1:]), inputs.dtype)
@@ -288,7 +295,8 @@ class BatchMerge(keras.layers.Layer):
     """Joins the results of `BatchSplit`'s slices back into one batch.
 
     Called on `[batch, *slice_results]`; `batch` (the tensor that was split)
-    gives the batch size. Rows that two slices share are taken once.
+    gives the batch size. A row that two slices read (a batch smaller than
+    the number of slices) is taken once.
     """
 
     def __init__(self, **kwargs):
@@ -296,11 +304,9 @@ class BatchMerge(keras.layers.Layer):
 
     def call(self, inputs):
         batch, *results = inputs
-        n = ops.shape(batch)[0]
-        size, starts = _batch_parts(n, len(results))
-        # Slice i contributes its rows from i * size on.
-        return ops.concatenate([result[i * size - start:] for i, (start, result)
-                                in enumerate(zip(starts, results))], axis=0)
+        slices = _batch_slices(ops.shape(batch)[0], len(results))
+        return ops.concatenate([result[first:last] for result, (_, _, first, last)
+                                in zip(results, slices)], axis=0)
 
     def compute_output_spec(self, inputs):
         result = inputs[1]
