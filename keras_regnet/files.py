@@ -1,6 +1,7 @@
 """Files and folders written atomically."""
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -27,3 +28,9 @@ def atomic_path(path):
         os.replace(tmp, path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def write_json(path, obj):
+    """Writes `obj` as JSON to `path` atomically (see `atomic_path`)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1, sort_keys=True)

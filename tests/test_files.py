@@ -1,10 +1,11 @@
 """`atomic_path`: whole files and folders replaced, nothing partial left."""
 
+import json
 import os
 
 import pytest
 
-from keras_regnet.files import atomic_path
+from keras_regnet.files import atomic_path, write_json
 
 
 def _write(folder, text):
@@ -44,3 +45,13 @@ def test_a_failed_write_keeps_the_old_content(tmp_path):
             raise RuntimeError("disk full")
     assert path.read_text() == "old"
     assert os.listdir(tmp_path) == ["out.csv"]
+
+
+def test_write_json_replaces_the_file(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_text("old")
+    os.link(path, tmp_path / "before")  # keeps the old inode's content
+    write_json(path, {"b": [1, 2], "a": None})
+    assert json.loads(path.read_text()) == {"a": None, "b": [1, 2]}
+    assert (tmp_path / "before").read_text() == "old"
+    assert sorted(os.listdir(tmp_path)) == ["before", "state.json"]

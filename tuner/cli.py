@@ -8,7 +8,7 @@ import sys
 import time
 import warnings
 
-from keras_regnet.files import atomic_path
+from keras_regnet.files import atomic_path, write_json
 
 SEARCH_JSON = "search.json"
 PROJECT = "kt_project"
@@ -191,12 +191,6 @@ def make_tuner(config, out, hypermodel, max_trials_per_process=None):
         max_consecutive_failed_trials=config["max_failures"] or None,
         max_trials_per_process=max_trials_per_process,
         directory=out, project_name=PROJECT)
-
-
-def write_json(path, obj):
-    """Writes JSON atomically (temporary file in the same folder, then rename)."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
 
 
 def prepare_out_dir(out, config, resume):

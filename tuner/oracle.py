@@ -8,7 +8,6 @@ with a clear reason after repeated failures instead of raising inside a
 gRPC handler.
 """
 
-import json
 import os
 import time
 
@@ -20,7 +19,7 @@ from keras_tuner.engine import trial as kt_trial
 from keras_tuner.src.engine.oracle import Display
 
 from keras_regnet.design.sampling import MAX_DRAWS, PARAM_NAMES, format_count
-from keras_regnet.files import atomic_path
+from keras_regnet.files import write_json
 from tuner.trials import short_reason, trial_record, write_trials_csv
 
 # Runs of a trial whose process died (crash or kill) before it is failed.
@@ -28,16 +27,6 @@ MAX_ATTEMPTS = 2
 
 synchronized = keras_tuner.synchronized
 TrialStatus = kt_trial.TrialStatus
-
-
-def save_state(stateful, path):
-    """Keras Tuner's `Stateful.save`, but atomic.
-
-    Keras Tuner rewrites its state files in place, so a process killed
-    mid-write would leave a project that cannot be resumed.
-    """
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        json.dump(stateful.get_state(), f)
 
 
 class _QuietDisplay(Display):
@@ -215,11 +204,14 @@ class _BudgetOracle:
                 if best and best[0].status == TrialStatus.COMPLETED else "best -")
         return f"{head}{result} | {wall:.1f}s | {best}"
 
+    # Keras Tuner rewrites its state files in place: a process killed
+    # mid-write would leave a project that cannot be resumed.
     def save(self):
-        save_state(self, self._get_oracle_fname())
+        write_json(self._get_oracle_fname(), self.get_state())
 
     def _save_trial(self, trial):
-        save_state(trial, os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"))
+        write_json(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
+                   trial.get_state())
 
     def get_state(self):
         state = super().get_state()
