@@ -216,3 +216,19 @@ def test_state_files_are_replaced_not_rewritten_in_place(tmp_path):
     reloaded = _resumed_oracle(tmp_path)
     assert reloaded.trials[trial.trial_id].score == 0.5
     assert reloaded.records[trial.trial_id]["attempts"] == 1
+
+
+def test_summary_lists_the_best_trials_by_error():
+    from tuner.analysis import summary
+
+    errors = [0.30, 0.10, 0.50, 0.20, 0.05, 0.40, 0.15]
+    rows = [dict(trial_id=str(i), status="COMPLETED", error=e, depth=13, w0=24,
+                 wa=36.0, wm=2.5, bottleneck_ratio=1, group_width=8, flops=2e8,
+                 params=3e6, epochs=1, wall_time_s=1.0) for i, e in enumerate(errors)]
+    rows.append(dict(trial_id="7", status="FAILED", message="out of memory"))
+    text = summary("run", rows, top=3).splitlines()
+    assert text[0] == "run: 8 trials, 7 completed, 1 failed, 7 s of trials"
+    assert "best 5.00, median 20.00, worst 50.00; the best 3" in text[1]
+    listed = [line.split()[:2] for line in text[3:6]]
+    assert listed == [["4", "5.00"], ["1", "10.00"], ["6", "15.00"]]
+    assert text[6] == "  failed trial 7: out of memory"

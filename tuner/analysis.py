@@ -118,7 +118,8 @@ def summary(label, rows, top=5):
     if done:
         errors = 100 * np.array([r["error"] for r in done])
         lines.append(f"  error (%): best {errors[0]:.2f}, median "
-                     f"{np.median(errors):.2f}, worst {errors[-1]:.2f}")
+                     f"{np.median(errors):.2f}, worst {errors[-1]:.2f}; "
+                     f"the best {min(top, len(done))} (all in {TRIALS_CSV}):")
         lines.append(f"  {'trial':>6} {'error%':>7} {'d':>3} {'w0':>4} {'wa':>7} "
                      f"{'wm':>5} {'b':>2} {'g':>3} {'MFLOPs':>8} {'Mparams':>8} "
                      f"{'epochs':>6} {'time s':>7}")
