@@ -118,6 +118,7 @@ def nothing_built(monkeypatch):
     (dict(input_shape=(224, 224)), "input_shape"),
     (dict(classes=0), "classes"),
     (dict(drop_path_rate=1.0), "drop_path_rate"),
+    (dict(classifier_activation="softmaxx"), "classifier_activation"),
     (dict(weights="/nonexistent/regnet.weights.h5"), "weights"),
     (dict(weights="imagenet", classes=10), "classes"),
     (dict(weights="imagenet", input_shape=(224, 224, 1), include_top=False), "input_shape"),

@@ -58,8 +58,16 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
     if not 0 <= drop_path_rate < 1:
         raise ValueError(
             f"Invalid `drop_path_rate`: {drop_path_rate!r}. Expected a number in [0, 1).")
-    if include_top and isinstance(weights, str) and weights == "imagenet":
-        imagenet_utils.validate_activation(classifier_activation, weights)
+    if include_top:
+        try:
+            keras.activations.get(classifier_activation)
+        except ValueError:
+            raise ValueError(
+                f"Invalid `classifier_activation`: {classifier_activation!r}. "
+                "Expected None, a callable or the name of a Keras activation "
+                "('softmax', 'linear', ...).") from None
+        if isinstance(weights, str) and weights == "imagenet":
+            imagenet_utils.validate_activation(classifier_activation, weights)
     plan = weights_lib.resolve(weights, model_name=model_name,
                                include_top=include_top, classes=classes)
     stride = (2 if spec.stem_type == "imagenet" else 1) * 2 ** sum(
