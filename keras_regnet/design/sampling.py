@@ -1,14 +1,21 @@
-"""The RegNet design space: ranges, a compute budget and samplers (paper, sec. 4).
+"""Design spaces: ranges, a compute budget and samplers (paper, secs. 3-4).
+
+`DesignSpace` is what every space shares: the input, the budget, the
+checks and the rejection sampler. `RegNetDesignSpace` is the paper's
+six-parameter RegNet space; the AnyNetX spaces are in
+`keras_regnet.design.spaces`.
 
 Pure Python and NumPy, no Keras: the tuner filters every candidate through
-`RegNetDesignSpace.fits`, which costs a fraction of a millisecond.
+`DesignSpace.fits`, which costs a fraction of a millisecond.
 """
 
+import dataclasses
 import math
 
 import numpy as np
 
 from keras_regnet.design.complexity import complexity
+from keras_regnet.design.fit import fit_regnet
 from keras_regnet.design.regnet import QUANTUM, regnet_spec
 
 # The paper's sampling ranges for the RegNet design space.
@@ -38,6 +45,9 @@ SE_RATIO = 0.25
 BUDGET_METRICS = ("flops", "params")
 # Draws before a budget is declared impossible; about 2 s.
 MAX_DRAWS = 10000
+# Keras Tuner maps log-scaled floats through exp(log(x)), which can land an
+# ulp outside the range it declared.
+_FLOAT_TOLERANCE = 1e-9
 
 
 def _error(name, value, allowed):
@@ -48,34 +58,33 @@ def _is_number(x):
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
 
-def _normalize_range(name, value):
-    """A fixed number or `(lo, hi)` -> `(lo, hi)`, checked against the paper."""
-    lo_lim, hi_lim = PAPER_LIMITS[name]
-    is_int = name in INT_PARAMS
+def _normalize_range(name, value, limits, *, integer=False, quantum=None,
+                     open_low=False):
+    """A fixed number or `(lo, hi)` -> `(lo, hi)`, checked against `limits`."""
+    lo_lim, hi_lim = limits
     if _is_number(value):
         value = (value, value)
     if not (isinstance(value, (tuple, list)) and len(value) == 2
             and all(_is_number(v) for v in value)):
         raise _error(name, value, "a number or a `(lo, hi)` pair of numbers")
     lo, hi = value
-    if is_int and not all(float(v).is_integer() for v in value):
+    if integer and not all(float(v).is_integer() for v in value):
         raise _error(name, value, "integers")
     if lo > hi:
         raise _error(name, value, "lo <= hi")
-    lo_ok = lo > lo_lim if name == "wa" else lo >= lo_lim
+    lo_ok = lo > lo_lim if open_low else lo >= lo_lim
     if not (lo_ok and hi <= hi_lim):
-        bound = "0 <" if name == "wa" else f"{lo_lim} <="
+        bound = f"{lo_lim} <" if open_low else f"{lo_lim} <="
         raise _error(name, value,
                      f"values with {bound} {name} <= {hi_lim} (the paper's limits)")
-    if name == "w0" and (lo % QUANTUM or hi % QUANTUM):
-        raise _error(name, value, f"multiples of {QUANTUM}")
-    cast = int if is_int else float
+    if quantum and (lo % quantum or hi % quantum):
+        raise _error(name, value, f"multiples of {quantum}")
+    cast = int if integer else float
     return cast(lo), cast(hi)
 
 
-def _normalize_choices(name, value):
+def _normalize_choices(name, value, allowed):
     """A fixed number or a sequence of allowed values -> sorted tuple."""
-    allowed = PAPER_RANGES[name]
     if _is_number(value):
         value = (value,)
     if not (isinstance(value, (tuple, list)) and value
@@ -91,9 +100,10 @@ def parse_budget(name, value):
     if value is None:
         return None
     if not (isinstance(value, (tuple, list)) and len(value) == 2
-            and all(v is None or _is_number(v) for v in value)
+            and all(v is None or (_is_number(v) and math.isfinite(v)) for v in value)
             and any(v is not None for v in value)):
-        raise _error(name, value, "None or a `(lo, hi)` pair (either may be None)")
+        raise _error(name, value,
+                     "None or a `(lo, hi)` pair of finite numbers (either may be None)")
     lo = 0.0 if value[0] is None else float(value[0])
     hi = math.inf if value[1] is None else float(value[1])
     if lo < 0 or lo > hi:
@@ -101,19 +111,69 @@ def parse_budget(name, value):
     return lo, hi
 
 
-class RegNetDesignSpace:
-    """The six-parameter RegNet design space, optionally within a compute budget.
+@dataclasses.dataclass(frozen=True)
+class HyperParameter:
+    """One searchable parameter of a design space, in Keras Tuner's terms.
 
-    A configuration fits when its complexity at the input size lies inside
-    the budget and its stride-2 stages do not shrink the input below 1x1
-    (`max_stages`), which the model builders require.
+    `kind` is `"int"` (`values` is `(lo, hi)`, multiples of `step` from
+    `lo`), `"float"` (`(lo, hi)`, log-scaled if `log`), `"choice"` (the
+    allowed values) or `"fixed"` (`(value,)`).
+    """
+
+    name: str
+    kind: str
+    values: tuple
+    step: int = None
+    log: bool = False
+
+    def contains(self, value):
+        """Whether a value is one this parameter can take."""
+        if not (_is_number(value) and math.isfinite(value)):
+            return False
+        if self.kind in ("choice", "fixed"):
+            return value in self.values
+        lo, hi = self.values
+        if self.kind == "int":
+            return (float(value).is_integer() and lo <= value <= hi
+                    and (value - lo) % self.step == 0)
+        tol = _FLOAT_TOLERANCE * abs(hi)
+        return lo - tol <= value <= hi + tol
+
+
+def range_hp(name, bounds, *, step=None, log=False):
+    """An `"int"` (if `step`) or `"float"` parameter; `"fixed"` if lo == hi."""
+    lo, hi = bounds
+    if lo == hi:
+        return HyperParameter(name, "fixed", (lo,))
+    if step:
+        return HyperParameter(name, "int", (lo, hi), step=step)
+    return HyperParameter(name, "float", (lo, hi), log=log)
+
+
+def choice_hp(name, choices):
+    """A `"choice"` parameter; `"fixed"` if there is one choice."""
+    kind = "fixed" if len(choices) == 1 else "choice"
+    return HyperParameter(name, kind, tuple(choices))
+
+
+# name -> DesignSpace subclass, filled as the subclasses are defined.
+SPACES = {}
+
+
+class DesignSpace:
+    """What every design space shares: input, budget, checks and samplers.
+
+    A configuration (a mapping from the names of `hyperparameters()` to
+    values) fits when every value lies in its declared range, the space's
+    own constraints hold, its stride-2 stages do not shrink the input below
+    1x1 (`max_stages`, which the model builders require), and its
+    complexity at the input size lies inside the budget.
+
+    Subclasses set `name` and `ranges` and implement `hyperparameters`,
+    `sample` and `spec` (and `_constraint_violation` if they have
+    constraints between values).
 
     Args:
-        depth, w0, wa, wm: a fixed value or a `(lo, hi)` range; defaults are
-            the paper's ranges (d 12-28, w0 8-256 in steps of 8,
-            wa 8-256 log-scaled, wm 1.5-3 log-scaled).
-        bottleneck_ratio, group_width: a fixed value or a list of allowed
-            values; defaults `(1, 2, 4)` and `(1, 2, 4, 8, 16, 32)`.
         block_type: `"x"` or `"y"` (`"y"` adds squeeze-and-excitation with
             `se_ratio` 0.25).
         stem_type: `"imagenet"` or `"cifar"`.
@@ -124,25 +184,23 @@ class RegNetDesignSpace:
         params: `None` or `(lo, hi)` trainable parameters.
     """
 
-    def __init__(self, depth=PAPER_RANGES["depth"], w0=PAPER_RANGES["w0"],
-                 wa=PAPER_RANGES["wa"], wm=PAPER_RANGES["wm"],
-                 bottleneck_ratio=PAPER_RANGES["bottleneck_ratio"],
-                 group_width=PAPER_RANGES["group_width"], *, block_type="x",
-                 stem_type="imagenet", input_size=224, channels=3,
-                 classes=1000, flops=None, params=None):
-        given = dict(depth=depth, w0=w0, wa=wa, wm=wm,
-                     bottleneck_ratio=bottleneck_ratio, group_width=group_width)
-        self.ranges = {name: _normalize_range(name, given[name])
-                       for name in RANGE_PARAMS}
-        self.ranges.update({name: _normalize_choices(name, given[name])
-                            for name in CHOICE_PARAMS})
+    name = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name is not None:
+            SPACES[cls.name] = cls
+
+    def __init__(self, *, block_type="x", stem_type="imagenet", input_size=224,
+                 channels=3, classes=1000, flops=None, params=None):
         if block_type not in ("x", "y"):
             raise _error("block_type", block_type, "'x' or 'y'")
         if stem_type not in ("imagenet", "cifar"):
             raise _error("stem_type", stem_type, "'imagenet' or 'cifar'")
         for name, v in (("input_size", input_size), ("channels", channels),
                         ("classes", classes)):
-            if not (isinstance(v, (int, np.integer)) and v >= 1):
+            if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                    and v >= 1):
                 raise _error(name, v, "an integer >= 1")
         self.block_type = block_type
         self.stem_type = stem_type
@@ -156,13 +214,25 @@ class RegNetDesignSpace:
     def se_ratio(self):
         return SE_RATIO if self.block_type == "y" else 0.0
 
+    def hyperparameters(self):
+        """The searchable parameters: a tuple of `HyperParameter`, stable order."""
+        raise NotImplementedError
+
+    def sample(self, rng):
+        """One configuration inside the space (the budget aside).
+
+        Args:
+            rng: a `numpy.random.Generator`.
+        """
+        raise NotImplementedError
+
     def spec(self, values):
-        """The `AnyNetSpec` of a configuration (a mapping holding the six names)."""
-        return regnet_spec(
-            int(values["depth"]), int(values["w0"]), float(values["wa"]),
-            float(values["wm"]), int(values["group_width"]),
-            bottleneck_ratio=int(values["bottleneck_ratio"]),
-            se_ratio=self.se_ratio, stem_type=self.stem_type)
+        """The `AnyNetSpec` of a configuration."""
+        raise NotImplementedError
+
+    def _constraint_violation(self, values):
+        """Why in-range values break a constraint of the space, or `None`."""
+        return None
 
     def complexity(self, values):
         """`{"flops", "params", "acts"}` of a configuration at this input size."""
@@ -170,12 +240,23 @@ class RegNetDesignSpace:
                           classes=self.classes, channels=self.channels)
 
     def describe(self, values):
-        """Complexity plus the derived stage depths, widths and group widths."""
+        """Complexity, the stage layout and the fit error of a configuration.
+
+        Returns:
+            A dict with `flops`, `params`, `acts`, `num_stages`, lists
+            `depths`, `widths`, `bottleneck_ratios`, `group_widths`, and
+            `e_fit`: `fit_regnet`'s error on the network's per-block widths.
+        """
         spec = self.spec(values)
         out = complexity(spec, input_size=self.input_size,
                          classes=self.classes, channels=self.channels)
+        blocks = [w for w, d in zip(spec.widths, spec.depths) for _ in range(d)]
         out.update(num_stages=spec.num_stages, depths=list(spec.depths),
-                   widths=list(spec.widths), group_widths=list(spec.group_widths))
+                   widths=list(spec.widths),
+                   bottleneck_ratios=[int(b) if float(b).is_integer() else b
+                                      for b in spec.bottleneck_ratios],
+                   group_widths=list(spec.group_widths),
+                   e_fit=fit_regnet(blocks)["e_fit"])
         return out
 
     def in_budget(self, cx):
@@ -190,23 +271,150 @@ class RegNetDesignSpace:
         return max(int(math.log2(size)), 0)
 
     def _check(self, values):
-        """`(fits, complexity or None)` of a configuration."""
+        """`(reason, complexity)`: why a configuration does not fit (`None`
+        when it fits) and its complexity if it was counted."""
+        for hp in self.hyperparameters():
+            if hp.name not in values:
+                return f"`{hp.name}` is missing", None
+            if not hp.contains(values[hp.name]):
+                step = f" in steps of {hp.step}" if hp.step and hp.step > 1 else ""
+                return (f"`{hp.name}` = {values[hp.name]!r} is not a value of "
+                        f"{hp.kind} {hp.values}{step}"), None
+        reason = self._constraint_violation(values)
+        if reason:
+            return reason, None
         spec = self.spec(values)
         if spec.num_stages > self.max_stages:
-            return False, None
+            return (f"{spec.num_stages} stages, more than the {self.max_stages} "
+                    f"a {self.input_size}x{self.input_size} input allows"), None
         if all(b is None for b in self.budget.values()):
-            return True, None
+            return None, None
         cx = complexity(spec, input_size=self.input_size, classes=self.classes,
                         channels=self.channels)
-        return self.in_budget(cx), cx
+        if not self.in_budget(cx):
+            return "outside the budget: " + ", ".join(
+                f"{m} {format_count(cx[m])} ({format_count(b[0])}-{format_count(b[1])})"
+                for m, b in self.budget.items() if b is not None), cx
+        return None, cx
 
-    def fits(self, values):
-        """Whether a configuration can be built at the input size (at most
-        `max_stages` stages) and lies inside the budget."""
+    def violation(self, values):
+        """Why a configuration does not fit, as a sentence; `None` if it fits."""
         return self._check(values)[0]
 
+    def fits(self, values):
+        """Whether a configuration lies in the space (ranges and constraints),
+        can be built at the input size (at most `max_stages` stages) and
+        lies inside the budget."""
+        return self._check(values)[0] is None
+
+    def sample_in_budget(self, rng, max_draws=MAX_DRAWS):
+        """Draws until a configuration `fits`.
+
+        Returns:
+            `(values, draws)`: the configuration and the number of draws used.
+
+        Raises:
+            ValueError: no configuration fits after `max_draws` draws.
+        """
+        seen = {m: [math.inf, 0] for m in BUDGET_METRICS}
+        for draw in range(1, max_draws + 1):
+            values = self.sample(rng)
+            reason, cx = self._check(values)
+            if reason is None:
+                return values, draw
+            for m in BUDGET_METRICS if cx else ():
+                seen[m] = [min(seen[m][0], cx[m]), max(seen[m][1], cx[m])]
+        raise self.infeasible_error(max_draws, seen)
+
+    def infeasible_error(self, draws, seen=None):
+        """The `ValueError` for a space in which no drawn configuration fits."""
+        parts = [f"{m}=({format_count(b[0])}, {format_count(b[1])})"
+                 for m, b in self.budget.items() if b is not None]
+        what = f"budget {', '.join(parts)}" if parts else f"ranges {self.ranges}"
+        msg = (f"Invalid {what}: none of {draws} configurations drawn from the "
+               f"{self.name} design space {self.ranges} (block "
+               f"{self.block_type.upper()}, {self.input_size}x{self.input_size} "
+               f"input, at most {self.max_stages} stages) fits.")
+        seen = {m: v for m, v in (seen or {}).items() if v[1]}
+        if seen:
+            msg += " Drawn configurations with few enough stages span " + ", ".join(
+                f"{m} {format_count(lo)}-{format_count(hi)}" for m, (lo, hi) in seen.items()) + "."
+        return ValueError(msg + " Widen the budget or change the ranges.")
+
+    def to_config(self):
+        return {"name": self.name,
+                "ranges": {k: list(v) for k, v in self.ranges.items()},
+                "block_type": self.block_type, "stem_type": self.stem_type,
+                "input_size": self.input_size, "channels": self.channels,
+                "classes": self.classes,
+                "flops": _budget_config(self.budget["flops"]),
+                "params": _budget_config(self.budget["params"])}
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuilds a space from `to_config()`; `DesignSpace.from_config`
+        returns the subclass that `config["name"]` names."""
+        config = dict(config)
+        name = config.pop("name", cls.name)
+        space_cls = SPACES.get(name)
+        if space_cls is None or not issubclass(space_cls, cls):
+            allowed = tuple(n for n, c in SPACES.items() if issubclass(c, cls))
+            raise _error("name", name, f"one of {allowed}")
+        ranges = config.pop("ranges")
+        return space_cls(**{k: tuple(v) for k, v in ranges.items()}, **config)
+
+
+class RegNetDesignSpace(DesignSpace):
+    """The six-parameter RegNet design space, optionally within a compute budget.
+
+    Args:
+        depth, w0, wa, wm: a fixed value or a `(lo, hi)` range; defaults are
+            the paper's ranges (d 12-28, w0 8-256 in steps of 8,
+            wa 8-256 log-scaled, wm 1.5-3 log-scaled).
+        bottleneck_ratio, group_width: a fixed value or a list of allowed
+            values; defaults `(1, 2, 4)` and `(1, 2, 4, 8, 16, 32)`.
+        block_type, stem_type, input_size, channels, classes, flops, params:
+            as for `DesignSpace`.
+    """
+
+    name = "regnet"
+
+    def __init__(self, depth=PAPER_RANGES["depth"], w0=PAPER_RANGES["w0"],
+                 wa=PAPER_RANGES["wa"], wm=PAPER_RANGES["wm"],
+                 bottleneck_ratio=PAPER_RANGES["bottleneck_ratio"],
+                 group_width=PAPER_RANGES["group_width"], **kwargs):
+        given = dict(depth=depth, w0=w0, wa=wa, wm=wm,
+                     bottleneck_ratio=bottleneck_ratio, group_width=group_width)
+        self.ranges = {name: _normalize_range(
+            name, given[name], PAPER_LIMITS[name], integer=name in INT_PARAMS,
+            quantum=QUANTUM if name == "w0" else None, open_low=name == "wa")
+            for name in RANGE_PARAMS}
+        self.ranges.update({name: _normalize_choices(name, given[name], PAPER_RANGES[name])
+                            for name in CHOICE_PARAMS})
+        super().__init__(**kwargs)
+
+    def hyperparameters(self):
+        """`depth` and `w0` (step 8) ints, `wa` and `wm` log-scaled floats,
+        `bottleneck_ratio` and `group_width` choices."""
+        r = self.ranges
+        return (range_hp("depth", r["depth"], step=1),
+                range_hp("w0", r["w0"], step=QUANTUM),
+                range_hp("wa", r["wa"], log=True),
+                range_hp("wm", r["wm"], log=True),
+                choice_hp("bottleneck_ratio", r["bottleneck_ratio"]),
+                choice_hp("group_width", r["group_width"]))
+
+    def spec(self, values):
+        """The `AnyNetSpec` of a configuration (a mapping holding the six names)."""
+        return regnet_spec(
+            int(values["depth"]), int(values["w0"]), float(values["wa"]),
+            float(values["wm"]), int(values["group_width"]),
+            bottleneck_ratio=int(values["bottleneck_ratio"]),
+            se_ratio=self.se_ratio, stem_type=self.stem_type)
+
     def sample(self, rng):
-        """One configuration drawn as in the paper (log-uniform wa and wm).
+        """One configuration drawn as in the paper: d and w0 (multiples of
+        8) uniform, wa and wm log-uniform, b and g uniform choices.
 
         Args:
             rng: a `numpy.random.Generator`.
@@ -225,54 +433,6 @@ class RegNetDesignSpace:
         for name in CHOICE_PARAMS:
             values[name] = int(rng.choice(self.ranges[name]))
         return values
-
-    def sample_in_budget(self, rng, max_draws=MAX_DRAWS):
-        """Draws until a configuration `fits`.
-
-        Returns:
-            `(values, draws)`: the configuration and the number of draws used.
-
-        Raises:
-            ValueError: no configuration fits after `max_draws` draws.
-        """
-        seen = {m: [math.inf, 0] for m in BUDGET_METRICS}
-        for draw in range(1, max_draws + 1):
-            values = self.sample(rng)
-            ok, cx = self._check(values)
-            if ok:
-                return values, draw
-            for m in BUDGET_METRICS if cx else ():
-                seen[m] = [min(seen[m][0], cx[m]), max(seen[m][1], cx[m])]
-        raise self.infeasible_error(max_draws, seen)
-
-    def infeasible_error(self, draws, seen=None):
-        """The `ValueError` for a space in which no drawn configuration fits."""
-        parts = [f"{m}=({format_count(b[0])}, {format_count(b[1])})"
-                 for m, b in self.budget.items() if b is not None]
-        what = f"budget {', '.join(parts)}" if parts else f"ranges {self.ranges}"
-        msg = (f"Invalid {what}: none of {draws} configurations drawn from the "
-               f"design space {self.ranges} (block {self.block_type.upper()}, "
-               f"{self.input_size}x{self.input_size} input, at most "
-               f"{self.max_stages} stages) fits.")
-        seen = {m: v for m, v in (seen or {}).items() if v[1]}
-        if seen:
-            msg += " Drawn configurations with few enough stages span " + ", ".join(
-                f"{m} {format_count(lo)}-{format_count(hi)}" for m, (lo, hi) in seen.items()) + "."
-        return ValueError(msg + " Widen the budget or change the ranges.")
-
-    def to_config(self):
-        return {"ranges": {k: list(v) for k, v in self.ranges.items()},
-                "block_type": self.block_type, "stem_type": self.stem_type,
-                "input_size": self.input_size, "channels": self.channels,
-                "classes": self.classes,
-                "flops": _budget_config(self.budget["flops"]),
-                "params": _budget_config(self.budget["params"])}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        ranges = config.pop("ranges")
-        return cls(**{k: tuple(v) for k, v in ranges.items()}, **config)
 
 
 def _budget_config(budget):
