@@ -142,9 +142,9 @@ def test_savedmodel_export_round_trip(tmp_path):
 
     model = _model("y")
     path = str(tmp_path / "folded")
-    os.makedirs(path)  # an existing export is replaced
+    inference.export_inference(model, path)
     (tmp_path / "folded" / "stale.txt").write_text("old")
-    inference.export_inference(model, path, batch_splits=2)
+    inference.export_inference(model, path, batch_splits=2)  # replaces ours
     assert not os.path.exists(os.path.join(path, "stale.txt"))
     assert sorted(os.listdir(tmp_path)) == ["folded"]  # no temporary left
     loaded = tf.saved_model.load(path)

@@ -3,6 +3,7 @@
 import hashlib
 import http.server
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -21,7 +22,7 @@ SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    mode = "ok"  # "ok", "drop" (close half-way) or "slow"
+    mode = "ok"  # "ok", "drop" (close half-way), "slow" or "trickle" (10 B/s)
     payload = PAYLOAD
     active = 0
     max_active = 0
@@ -41,12 +42,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = cls.payload
             if cls.mode == "drop":
                 body = body[:len(body) // 2]
-            step = 1 << 16
+            step = 1 if cls.mode == "trickle" else 1 << 16
             for i in range(0, len(body), step):
                 self.wfile.write(body[i:i + step])
                 if cls.mode == "slow":
                     time.sleep(0.05)
+                elif cls.mode == "trickle":
+                    self.wfile.flush()
+                    time.sleep(0.1)
             self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up
             if cls.mode == "drop":
                 self.close_connection = True
         finally:
@@ -169,3 +175,41 @@ def test_imagenet_weights_download_into_the_keras_cache_and_load(
         assert diff <= 1e-4
     assert server.requests == 1
     assert os.listdir(tmp_path / "keras" / "models") == ["regnety002_notop.h5"]
+
+
+def test_a_trickling_server_is_cut_off_at_the_deadline(server, tmp_path):
+    server.mode = "trickle"  # each byte well within the socket timeout
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as e:
+        fetch(server.url, "regnetx002.h5", SHA, directory=str(tmp_path),
+              timeout=1, deadline=1.5)
+    assert time.monotonic() - start < 1.5 + 1 + 1  # deadline + timeout + slack
+    assert "deadline of 1.5 s" in str(e.value) and server.url in str(e.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_killed_download_leaves_no_temporary_after_the_next(server, tmp_path):
+    host = socket.gethostname()
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        temps = [tmp_path / f".regnetx002.h5.tmp.{host}.{p.pid}.abcdefgh"
+                 for p in (done, running)]
+        for temp in temps:  # what a kill leaves: an empty file in a folder
+            temp.mkdir()
+            (temp / "regnetx002.h5").write_bytes(b"")
+        fetch(server.url, "regnetx002.h5", SHA, directory=str(tmp_path))
+        assert sorted(os.listdir(tmp_path)) == [temps[1].name, "regnetx002.h5"]
+    finally:
+        running.kill()
+        running.wait()
+
+
+def test_a_folder_in_the_cache_is_never_replaced(server, tmp_path):
+    (tmp_path / "regnetx002.h5").mkdir()
+    (tmp_path / "regnetx002.h5" / "mine.txt").write_text("keep")
+    with pytest.raises(ValueError, match="`fname`: .*regnetx002.h5' is a folder"):
+        fetch(server.url, "regnetx002.h5", SHA, directory=str(tmp_path))
+    assert (tmp_path / "regnetx002.h5" / "mine.txt").read_text() == "keep"
+    assert os.listdir(tmp_path) == ["regnetx002.h5"]

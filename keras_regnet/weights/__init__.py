@@ -11,7 +11,7 @@ from keras_regnet.design.zoo import MODEL_NAMES
 from keras_regnet.weights import formats, imagenet, mapping
 from keras_regnet.weights.conversion import convert
 from keras_regnet.weights.download import DownloadError, cache_dir, fetch
-from keras_regnet.weights.loading import assign, infer_spec
+from keras_regnet.weights.loading import assign, infer_spec, name_saved_arrays
 
 # What each kind of weights was trained with.
 KERAS2 = {"padding": "same", "preprocessing": "rescale"}
@@ -50,16 +50,12 @@ class WeightsPlan:
         """Loads the weights into `model` (downloading them if needed)."""
         if self.kind is None:
             return
-        if self.kind == "native":
-            model.load_weights(self.path)
-            return
         path = self.path
         if self.kind == "imagenet":
             fname, url, sha256 = imagenet.imagenet_file(
                 self.model_name, self.include_top)
             path = fetch(url, fname, sha256)
-        layers, origins, what = _read_layers(path, self.kind)
-        assign(model, layers, origins, what)
+        assign(model, *_read_layers(path, self.kind, model))
 
     def __repr__(self):
         return (f"WeightsPlan(kind={self.kind!r}, path={self.path!r}, "
@@ -70,7 +66,9 @@ class WeightsPlan:
 def resolve(weights, model_name=None, include_top=True, classes=1000):
     """Checks a `weights` argument and returns its `WeightsPlan`.
 
-    Cheap: reads at most a file's header, never downloads.
+    Cheap: reads a file's header and layout (no arrays), never downloads.
+    Damaged arrays are found when `plan.load` reads them, before anything
+    is assigned.
 
     Args:
         weights: None, `"imagenet"`, or the path to a weights file: a
@@ -83,9 +81,10 @@ def resolve(weights, model_name=None, include_top=True, classes=1000):
         classes: size of that top.
 
     Raises:
-        ValueError: an unknown `weights` value, a missing or unreadable
-            file, ImageNet weights for a non-published model, or a `classes`
-            that the weights' top does not have.
+        ValueError: an unknown `weights` value, a missing, unreadable or
+            damaged file, ImageNet weights for a non-published model, or a
+            `classes` that the weights' top does not have.
+        ImportError: a `.pth`/`.pyth` checkpoint, and torch is missing.
     """
     if weights is None:
         return WeightsPlan()
@@ -99,15 +98,8 @@ def resolve(weights, model_name=None, include_top=True, classes=1000):
         _check_top(include_top, classes, 1000, "the ImageNet weights")
         return WeightsPlan("imagenet", None, channels=3, model_name=model_name,
                            include_top=include_top, **KERAS2)
-    if not isinstance(weights, (str, os.PathLike)):
-        raise ValueError(
-            f"Invalid `weights`: {weights!r}. Expected None, 'imagenet' or "
-            "the path to a weights file.")
-    path = os.fspath(weights)
-    if not os.path.isfile(path):
-        raise ValueError(
-            f"Invalid `weights`: {path!r}. The file does not exist; expected "
-            "None, 'imagenet' or the path to a weights file.")
+    path = _existing_file(weights, "weights",
+                          "None, 'imagenet' or the path to a weights file")
     kind = formats.file_kind(path)
     plan = WeightsPlan(kind, path, model_name=model_name,
                        include_top=include_top,
@@ -129,8 +121,13 @@ def resolve(weights, model_name=None, include_top=True, classes=1000):
                 f"{meta['model']}, not {ours}.")
     elif kind == "safetensors":
         plan.channels, top = _safetensors_shapes(path)
-    elif kind == "native":
-        _conventions_from_names(plan, formats.native_layer_names(path))
+    elif kind == "torch":
+        formats.check_torch(path)
+    else:
+        names, stem, top = formats.native_summary(path)
+        _conventions_from_names(plan, names)
+        plan.channels = stem[2] if stem else None
+        top = top[1] if top else 0
     if top is not None:
         _check_top(include_top, classes, top, path)
     return plan
@@ -146,7 +143,8 @@ def file_spec(path):
     widths differ from the paper's:
     `keras_regnet.AnyNet(file_spec(path), weights=path)`.
     """
-    kind = formats.file_kind(path)
+    path = _existing_file(path, "path", "the path to a weights file")
+    kind = formats.file_kind(path, "path")
     if kind == "converted":
         return AnyNetSpec.from_config(
             formats.read_converted_metadata(path)["spec"])
@@ -154,26 +152,50 @@ def file_spec(path):
         raise ValueError(
             f"Invalid `path`: {path!r}. Native Keras 3 files store no "
             "architecture this function can read; rebuild the model instead.")
+    if kind == "torch":
+        formats.check_torch(path, "path")
     return infer_spec(_read_layers(path, kind)[0])
 
 
-def _read_layers(path, kind):
-    """`(layer dict, origins, description)` of a non-native weights file."""
+def _existing_file(path, argument, expected):
+    """`path` as a string, if it names an existing file."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"Invalid `{argument}`: {path!r}. Expected {expected}.")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        problem = ("It is a folder" if os.path.isdir(path)
+                   else "The file does not exist")
+        raise ValueError(f"Invalid `{argument}`: {path!r}. {problem}; "
+                         f"expected {expected}.")
+    return path
+
+
+def _read_layers(path, kind, model=None):
+    """`(layer dict, origins, description)` of a weights file, every array
+    read and finite. A native file's arrays are named after `model`'s."""
     if kind in ("keras2", "imagenet"):
         layers, origins = formats.read_keras2(path)
-        return layers, origins, f"the Keras 2 weights file {path!r}"
-    if kind == "converted":
+        what = f"the Keras 2 weights file {path!r}"
+    elif kind == "converted":
         layers, meta = formats.read_converted(path)
-        return layers, {}, f"the converted {meta['source']} file {path!r}"
-    state = formats.read_state_dict(path)
-    source = mapping.detect_source(state)
-    layers, origins = mapping.from_state_dict(state, source)
-    return layers, origins, f"the {source} checkpoint {path!r}"
+        origins, what = {}, f"the converted {meta['source']} file {path!r}"
+    elif kind == "native":
+        layers = name_saved_arrays(model, formats.read_native(path))
+        origins, what = {}, f"the Keras 3 weights file {path!r}"
+    else:
+        state = formats.read_state_dict(path)
+        source = mapping.detect_source(state, path)
+        layers, origins = mapping.from_state_dict(state, source)
+        what = f"the {source} checkpoint {path!r}"
+    formats.check_finite(path, layers, origins)
+    return layers, origins, what
 
 
 def _conventions_from_names(plan, names):
     """Padding and preprocessing of a file saved from one of our models."""
-    plan.padding = "symmetric" if "stem_pad" in names else "same"
+    # Only symmetric padding adds `*_pad` layers (before strided convs).
+    plan.padding = ("symmetric" if any(n.endswith("_pad") for n in names)
+                    else "same")
     plan.preprocessing = "imagenet" if "normalization" in names else "rescale"
 
 

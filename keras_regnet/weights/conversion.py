@@ -3,6 +3,7 @@
 import os
 
 from keras_regnet.design.zoo import MODEL_NAMES, zoo_spec
+from keras_regnet.files import check_target
 from keras_regnet.weights import formats, mapping
 from keras_regnet.weights.imagenet import canonical_name
 from keras_regnet.weights.loading import describe, infer_spec
@@ -24,7 +25,9 @@ def convert(src, dst, model=None, source=None):
 
     Args:
         src: a `.pyth`/`.pth`/`.pt` (needs torch) or `.safetensors` file.
-        dst: the file to write (HDF5, e.g. `regnety016_pycls.h5`).
+        dst: the file to write (HDF5, e.g. `regnety016_pycls.h5`): a new
+            path, or a file this function wrote before (it is replaced
+            whole; nothing else is ever replaced).
         model: the published model the checkpoint is for, e.g.
             `"RegNetY016"`; its layout is checked against the checkpoint.
             None converts any RegNet/AnyNet layout as its own variant
@@ -36,8 +39,10 @@ def convert(src, dst, model=None, source=None):
         The metadata written to `dst` (a dict).
 
     Raises:
-        ValueError: bad arguments, or a checkpoint whose layout differs from
-            `model`'s (e.g. torchvision's differently rounded sizes).
+        ValueError: bad arguments, a damaged checkpoint, or one whose layout
+            differs from `model`'s (e.g. torchvision's differently rounded
+            sizes). Nothing is written then.
+        ImportError: a `.pth`/`.pyth` checkpoint, and torch is missing.
     """
     name = None
     if model is not None:
@@ -50,17 +55,27 @@ def convert(src, dst, model=None, source=None):
         raise ValueError(
             f"Invalid `source`: {source!r}. Expected one of "
             f"{mapping.SOURCES} or None (detect).")
+    expected = "a PyTorch checkpoint (.pyth, .pth, .pt, .bin or .safetensors)"
+    if not isinstance(src, (str, os.PathLike)):
+        raise ValueError(f"Invalid `src`: {src!r}. Expected {expected}.")
     src = os.fspath(src)
     if not os.path.isfile(src):
-        raise ValueError(f"Invalid `src`: {src!r}. The file does not exist.")
-    if formats.file_kind(src) not in ("torch", "safetensors"):
-        raise ValueError(
-            f"Invalid `src`: {src!r}. Expected a PyTorch checkpoint "
-            "(.pyth, .pth, .pt, .bin or .safetensors).")
+        problem = "It is a folder" if os.path.isdir(src) else "The file does not exist"
+        raise ValueError(f"Invalid `src`: {src!r}. {problem}; expected {expected}.")
+    if not src.lower().endswith((*formats.TORCH_SUFFIXES, ".safetensors")):
+        raise ValueError(f"Invalid `src`: {src!r}. Expected {expected}.")
+    if formats.file_kind(src) == "torch":
+        formats.check_torch(src, "src")
+    dst = check_target(dst, "dst")
     state = formats.read_state_dict(src)
-    source = source or mapping.detect_source(state)
-    layers, _ = mapping.from_state_dict(state, source)
-    spec = infer_spec(layers)
+    source = source or mapping.detect_source(state, src)
+    layers, origins = mapping.from_state_dict(state, source)
+    formats.check_finite(src, layers, origins)
+    try:
+        spec = infer_spec(layers)
+    except ValueError as e:
+        raise ValueError(f"The checkpoint {src!r} ({source}) is not a complete "
+                         f"RegNet: {e}") from None
     if name is not None and spec != zoo_spec(name):
         note = ""
         if source == "torchvision" and name in TORCHVISION_VARIANTS:

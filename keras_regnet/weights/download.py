@@ -4,6 +4,7 @@ import hashlib
 import http.client
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
 
@@ -43,7 +44,7 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def fetch(url, fname, sha256, directory=None, timeout=60):
+def fetch(url, fname, sha256, directory=None, timeout=60, deadline=None):
     """Returns the path of a verified copy of `url`, downloading if needed.
 
     A cached file is trusted only if its SHA-256 matches. A download goes
@@ -57,20 +58,44 @@ def fetch(url, fname, sha256, directory=None, timeout=60):
         fname: file name in the cache directory.
         sha256: expected SHA-256 hex digest.
         directory: cache directory; defaults to `cache_dir()`.
-        timeout: socket timeout in seconds.
+        timeout: socket timeout in seconds (connecting, and each wait for
+            data).
+        deadline: most seconds the whole download may take; it may run
+            over by up to `timeout`. Defaults to 60 s plus 1 s per 50 kB
+            of the file's size (1 hour if the server sends no size), so
+            that a server trickling bytes cannot hold the call forever.
 
     Raises:
         DownloadError: the server cannot be reached, the transfer breaks
-            off, or the file's hash does not match.
+            off or runs past the deadline, or the file's hash does not
+            match.
     """
+    if not isinstance(fname, str) or os.path.basename(fname) != fname or (
+            fname in ("", ".", "..")):
+        raise ValueError(f"Invalid `fname`: {fname!r}. Expected a file name "
+                         "without folders, e.g. 'regnetx002.h5'.")
+    if not (isinstance(sha256, str) and len(sha256) == 64
+            and all(c in "0123456789abcdef" for c in sha256.lower())):
+        raise ValueError(f"Invalid `sha256`: {sha256!r}. Expected 64 hex "
+                         "digits.")
+    sha256 = sha256.lower()
+    if not _seconds(timeout):
+        raise ValueError(f"Invalid `timeout`: {timeout!r}. Expected a number "
+                         "of seconds > 0.")
+    if deadline is not None and not _seconds(deadline):
+        raise ValueError(f"Invalid `deadline`: {deadline!r}. Expected a number "
+                         "of seconds > 0, or None.")
     directory = directory or cache_dir()
+    if not os.path.isdir(directory):
+        raise ValueError(f"Invalid `directory`: {directory!r}. Expected an "
+                         "existing folder, or None for the Keras cache.")
     target = os.path.join(directory, fname)
-    if os.path.exists(target) and sha256_of(target) == sha256:
+    if os.path.isfile(target) and sha256_of(target) == sha256:
         return target
     try:
-        with atomic_path(target) as tmp:
+        with atomic_path(target, argument="fname", cached=True) as tmp:
             with open(tmp, "wb") as out:
-                digest = _download(url, out, timeout)
+                digest = _download(url, out, timeout, deadline)
             if digest != sha256:
                 raise DownloadError(
                     f"The download of {fname} from {url} is corrupted: its "
@@ -89,16 +114,30 @@ def fetch(url, fname, sha256, directory=None, timeout=60):
             f"`weights='/path/to/{fname}'` or copy it to {target}.") from e
 
 
-def _download(url, out, timeout):
+def _seconds(value):
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and value > 0)
+
+
+def _download(url, out, timeout, deadline):
     """Streams `url` into the open file `out`; returns its SHA-256."""
+    start = time.monotonic()
     digest = hashlib.sha256()
     received = 0
     with urllib.request.urlopen(url, timeout=timeout) as response:
-        expected = response.headers.get("Content-Length")
-        for chunk in iter(lambda: response.read(_CHUNK), b""):
+        expected = getattr(response, "length", None)  # Content-Length
+        if deadline is None:
+            deadline = 3600 if expected is None else 60 + expected / 50e3
+        # read1 returns what has arrived, so the deadline is checked even
+        # while a slow server keeps every socket wait short.
+        for chunk in iter(lambda: response.read1(_CHUNK), b""):
             digest.update(chunk)
             out.write(chunk)
             received += len(chunk)
-    if expected is not None and received != int(expected):
-        raise http.client.IncompleteRead(b"", int(expected) - received)
+            if time.monotonic() - start > deadline:
+                raise TimeoutError(
+                    f"the download took longer than its deadline of "
+                    f"{deadline:g} s, with {received} bytes received")
+    if expected is not None and received != expected:
+        raise http.client.IncompleteRead(b"", expected - received)
     return digest.hexdigest()

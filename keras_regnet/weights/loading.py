@@ -24,6 +24,9 @@ def infer_spec(shapes):
         ValueError: the layers do not form an AnyNet.
     """
     def shape(layer, var="kernel"):
+        if var not in shapes.get(layer, {}):
+            raise ValueError(f"The weights have no {var!r} for layer {layer!r}, "
+                             "which an AnyNet with these stages has.")
         value = shapes[layer][var]
         return tuple(getattr(value, "shape", value))
 
@@ -75,6 +78,39 @@ def model_variables(model):
     """`{layer name: {variable name: variable}}` of a model's weighted layers."""
     return {layer.name: {v.name: v for v in layer.weights}
             for layer in model.layers if layer.weights}
+
+
+_BN_ORDER = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+def name_saved_arrays(model, saved):
+    """Names the arrays of a native Keras 3 file, saved per layer by index.
+
+    A layer of `model` with as many variables gives their names in Keras'
+    save order, the order Keras itself loads them in. Other layers get the
+    names our layers have (for `assign`'s messages): the BN order for
+    `*_bn`, else kernel and bias.
+
+    Args:
+        model: the model the arrays are for.
+        saved: `{layer name: {"0": array, "1": ...}}` (`formats.read_native`).
+
+    Returns:
+        A layer dict.
+    """
+    order = {}
+    for layer in model.layers:
+        store = {}
+        layer.save_own_variables(store)
+        order[layer.name] = [v.name for v in store.values()]
+    layers = {}
+    for name, arrays in saved.items():
+        names = order.get(name)
+        if names is None or len(names) != len(arrays):
+            names = _BN_ORDER if name.endswith("_bn") else ("kernel", "bias")
+        layers[name] = {names[int(i)] if int(i) < len(names) else i: array
+                        for i, array in arrays.items()}
+    return layers
 
 
 def assign(model, layers, origins=None, what="the weights file"):

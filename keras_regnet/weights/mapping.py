@@ -99,8 +99,9 @@ _BN_VARS = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean",
 _IGNORED = ("num_batches_tracked",)
 
 
-def detect_source(keys):
-    """`"pycls"`, `"torchvision"` or `"timm"` from a state dict's keys."""
+def detect_source(keys, path=None):
+    """`"pycls"`, `"torchvision"` or `"timm"` from a state dict's keys
+    (of the file `path`, for messages)."""
     keys = list(keys)
     if any(k.startswith("trunk_output.") for k in keys):
         return "torchvision"
@@ -109,8 +110,8 @@ def detect_source(keys):
     if any(re.match(r"s\d+\.b\d+\.(f\.|proj\.|a\.)", k) for k in keys):
         return "pycls"
     raise ValueError(
-        "Unrecognised checkpoint: its keys (e.g. "
-        f"{keys[:3]}) match none of the sources {SOURCES}. Expected a "
+        f"Unrecognised checkpoint{f' {path!r}' if path else ''}: its keys "
+        f"(e.g. {keys[:3]}) match none of the sources {SOURCES}. Expected a "
         "RegNet state dict of pycls, torchvision or timm.")
 
 
@@ -140,7 +141,8 @@ def from_state_dict(state, source):
         `(layer dict, origins)`.
 
     Raises:
-        ValueError: naming the first key that fits no layer of ours.
+        ValueError: naming the first key that fits no layer of ours, or
+            whose kernel has the wrong number of dimensions.
     """
     if source not in SOURCES:
         raise ValueError(
@@ -156,6 +158,12 @@ def from_state_dict(state, source):
             raise ValueError(
                 f"Checkpoint key {key!r} ({source}) fits no layer of a "
                 "RegNet model; is this a plain RegNetX/Y checkpoint?")
+        dims = 2 if target == "predictions" else 4
+        if var == "kernel" and np.ndim(value) != dims:
+            raise ValueError(
+                f"Checkpoint key {key!r} ({source}) has shape "
+                f"{tuple(np.shape(value))}; the weight of {target!r} has "
+                f"{dims} dimensions.")
         layers.setdefault(target, {})[var] = _to_keras(target, var, value)
         origins[target] = f"{module} ({source})"
     if source == "pycls" and "stem_conv" in layers:
