@@ -19,9 +19,10 @@ the new content and keras_regnet wrote it, which is told per kind:
 - other text (CSV): the same first header field as the new file
   (`trial_id` in `trials.csv`).
 
-Besides, whatever lies directly in a folder we own, one that holds the
-marker file or a tuner search's `search.json`, is ours if it is of the
-new content's kind (this covers files written before the marks existed).
+Besides, a file in a folder we own (one that holds the marker file or a
+tuner search's `search.json`, up to three levels up) is ours if it is of
+the new content's kind (files written before the marks existed), or if
+JSON is to be written where a kill cut a JSON state file short.
 
 Anything else (a link, an empty or other binary file, a folder where a
 file goes or the reverse) is refused with a `ValueError` that names the
@@ -130,12 +131,15 @@ def _check_replaceable(path, argument, cached, new=None):
                    else f"is {_kind(path)}")
     else:
         old = _kind(path)
+        ours = _in_our_folder(path)
         problem = None
-        if old not in _HOW:
+        cut_short = ours and old in _CUT_SHORT
+        if old not in _HOW and not cut_short:
             problem = f"is {old}"
-        elif new is not None and _kind(new) != old:
+        elif new is not None and _kind(new) != old and not (
+                cut_short and _kind(new) == "a JSON file"):
             problem = f"is {old}, but {_kind(new)} is to be written there"
-        elif not (_ours(path, old, new) or _in_our_folder(path)):
+        elif not (ours or _ours(path, old, new)):
             problem = f"is {old} that keras_regnet did not write ({_HOW[old]})"
     if problem:
         raise ValueError(
@@ -155,10 +159,29 @@ _HOW = {
 }
 
 
-def _in_our_folder(path):
-    parent = os.path.dirname(path)
-    return any(os.path.isfile(os.path.join(parent, name))
-               for name in (MARKER_FILE, SEARCH_FILE))
+# What a JSON state file cut short by a kill reads as; in a folder of ours
+# the next write replaces it.
+_CUT_SHORT = ("a text file", "an empty file")
+
+
+def _in_our_folder(path, levels=3):
+    """Whether `path` lies in a folder of ours: one of its first `levels`
+    ancestors holds the marker file or a tuner search's `search.json`."""
+    folder = os.path.dirname(path)
+    for _ in range(levels):
+        if (os.path.isfile(os.path.join(folder, MARKER_FILE))
+                or _is_search_json(os.path.join(folder, SEARCH_FILE))):
+            return True
+        folder = os.path.dirname(folder)
+    return False
+
+
+def _is_search_json(path):
+    try:
+        config = _json(path)
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and {"dataset", "tuner", "max_trials"} <= set(config)
 
 
 def _kind(path):
@@ -218,7 +241,7 @@ def _ours(path, kind, new):
         if kind == "a JSON file":
             old, obj = _json(path), _json(new)
             return (isinstance(old, dict) and isinstance(obj, dict)
-                    and bool(old) and set(old) <= set(obj))
+                    and set(old) <= set(obj))
         return _first_field(path) == _first_field(new)
     except (OSError, ValueError, zipfile.BadZipFile):
         return False

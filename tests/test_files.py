@@ -207,7 +207,8 @@ def test_a_kind_mismatch_is_refused_even_for_our_own(tmp_path):
 
 
 def test_entries_of_a_search_folder_are_ours_if_of_the_same_kind(tmp_path):
-    (tmp_path / "search.json").write_text('{"dataset": "cifar10"}')
+    (tmp_path / "search.json").write_text(
+        '{"dataset": "cifar10", "tuner": "random", "max_trials": 4}')
     _png(tmp_path / "edf.png")  # written before plots were marked
     _write(tmp_path / "best_savedmodel", "old")
     (tmp_path / "notes.txt").write_text("notes\n")
@@ -220,6 +221,19 @@ def test_entries_of_a_search_folder_are_ours_if_of_the_same_kind(tmp_path):
         with atomic_path(tmp_path / "notes.txt") as tmp:
             _png(tmp)
     assert (tmp_path / "notes.txt").read_text() == "notes\n"
+    # A state file cut short by a kill (not JSON any more) is replaced.
+    (tmp_path / "kt").mkdir()
+    (tmp_path / "kt" / "tuner0.json").write_text('{"a')
+    write_json(tmp_path / "kt" / "tuner0.json", {})
+    assert json.loads((tmp_path / "kt" / "tuner0.json").read_text()) == {}
+
+
+def test_a_foreign_search_json_does_not_make_a_folder_ours(tmp_path):
+    (tmp_path / "search.json").write_text('{"query": "cats"}')
+    (tmp_path / "results.json").write_text('{"cats": 3}')
+    with pytest.raises(ValueError, match="did not write"):
+        write_json(tmp_path / "results.json", {"dogs": 1})
+    assert json.loads((tmp_path / "results.json").read_text()) == {"cats": 3}
 
 
 def test_check_target_before_any_work(tmp_path):

@@ -5,6 +5,9 @@ import contextlib
 import importlib.util
 import json
 import os
+import subprocess
+import sys
+import textwrap
 
 import keras
 import numpy as np
@@ -16,7 +19,7 @@ from keras_regnet.models import blocks
 from keras_regnet.models import layers as regnet_layers
 
 from _backend_check import conv_inputs, conv_results
-from conftest import cpu_flags, random_images, randomize_bn, run_python
+from conftest import random_images, randomize_bn, run_python
 
 HELPER = os.path.join(os.path.dirname(__file__), "_backend_check.py")
 # A 4-block RegNet whose stages have 2, 4 and 8 groups in the 3x3 conv.
@@ -77,16 +80,13 @@ def test_grouped_conv_matches_keras_conv_on_tensorflow():
         conv_results(keras.layers.Conv2D, arrays))
 
 
-def test_grouped_conv_takes_native_path_on_tensorflow(monkeypatch):
+def _refuse_keras_grouped_conv(monkeypatch):
+    """Makes Keras' own (XLA-compiled) grouped conv raise."""
     import keras.src.backend.tensorflow.nn as keras_tf_nn
     import keras.src.ops.nn as keras_ops_nn
 
-    assert regnet_layers.native_grouped_conv_ok() is True
     # Conv2D calls ops.conv, which dispatches through this module's conv.
     assert keras_ops_nn.backend.nn is keras_tf_nn
-    arrays = conv_inputs()
-    reference = conv_results(keras.layers.Conv2D, arrays)
-
     keras_conv = keras_tf_nn.conv
 
     def conv_refusing_groups(inputs, kernel, *args, **kwargs):
@@ -95,15 +95,19 @@ def test_grouped_conv_takes_native_path_on_tensorflow(monkeypatch):
         return keras_conv(inputs, kernel, *args, **kwargs)
 
     monkeypatch.setattr(keras_tf_nn, "conv", conv_refusing_groups)
-    # The patch is on Keras' own path: Conv2D and our fallback reach it.
+
+
+def test_grouped_conv_path_follows_the_machine(monkeypatch):
+    """Native where TensorFlow's op is correct (oneDNN on, or a GPU), the
+    portable formulation otherwise; never Keras' XLA path."""
+    native = regnet_layers.onednn_enabled() or bool(tf.config.list_physical_devices("GPU"))
+    assert regnet_layers.native_grouped_conv_ok() is native
+    assert regnet_layers.grouped_conv_path() == ("native" if native else "portable")
+    arrays = conv_inputs()
+    reference = conv_results(keras.layers.Conv2D, arrays)
+    _refuse_keras_grouped_conv(monkeypatch)
     with pytest.raises(RuntimeError, match="grouped conv was called"):
         conv_results(keras.layers.Conv2D, arrays)
-    with monkeypatch.context() as m:
-        m.setitem(regnet_layers._PROBES,
-                  regnet_layers._compare_with_keras_conv, False)
-        with pytest.raises(RuntimeError, match="grouped conv was called"):
-            conv_results(keras_regnet.NativeConv2D, arrays)
-
     _assert_conv_results_close(
         conv_results(keras_regnet.NativeConv2D, arrays), reference)
     # A whole model, traced by fit(), trains without Keras' grouped conv.
@@ -112,6 +116,50 @@ def test_grouped_conv_takes_native_path_on_tensorflow(monkeypatch):
     history = model.fit(_images(8), np.arange(8), batch_size=4, epochs=1,
                         verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_native_and_portable_grouped_convs_match_keras(monkeypatch, native):
+    if native and not regnet_layers.native_grouped_conv_ok():
+        pytest.skip("TensorFlow's grouped conv has no gradient here (oneDNN "
+                    "off); test_grouped_conv_without_onednn covers this machine")
+    monkeypatch.setitem(regnet_layers._PROBES,
+                        regnet_layers._compare_with_keras_conv, native)
+    arrays = conv_inputs()
+    _assert_conv_results_close(conv_results(keras_regnet.NativeConv2D, arrays),
+                               conv_results(keras.layers.Conv2D, arrays))
+
+
+@pytest.mark.parametrize("c_in,c_out,groups,stride,padding", [
+    (8, 16, 8, 1, "SAME"),   # depthwise, multiplier 2
+    (12, 24, 3, 2, "SAME"),  # 4 inputs per group: depthwise and a sum
+    (16, 16, 4, 2, "VALID"),
+    (40, 40, 4, 2, "SAME"),  # 10 inputs per group: one conv per group
+    (48, 24, 2, 1, "SAME"),
+])
+def test_portable_grouped_conv_formulations(c_in, c_out, groups, stride, padding):
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.standard_normal((2, 9, 10, c_in)), tf.float32)
+    k = tf.constant(rng.standard_normal((3, 3, c_in // groups, c_out)), tf.float32)
+    cot = None
+
+    def forward_and_grads(conv):
+        nonlocal cot
+        with tf.GradientTape() as tape:
+            tape.watch([x, k])
+            y = conv()
+            if cot is None:
+                cot = tf.constant(rng.standard_normal(y.shape), tf.float32)
+            loss = tf.reduce_sum(y * cot)
+        return [y, *tape.gradient(loss, [x, k])]
+
+    reference = forward_and_grads(lambda: keras.ops.conv(
+        x, k, strides=stride, padding=padding.lower()))
+    ours = forward_and_grads(lambda: regnet_layers.grouped_conv(
+        x, k, (stride, stride), padding, groups))
+    for a, b in zip(ours, reference):
+        _assert_close(np.asarray(a), np.asarray(b))
+
 
 def test_pointwise_conv_is_one_matmul_in_training():
     rng = np.random.default_rng(0)
@@ -186,19 +234,28 @@ def check_batch_norm_matches_keras(policy, channels, native_bf16):
 
 @pytest.mark.parametrize("policy,channels", [
     ("float32", 16), ("mixed_bfloat16", 16), ("mixed_bfloat16", 24)])
-def test_fused_batch_norm_matches_keras_batch_norm(policy, channels):
-    # conftest caps oneDNN at AVX2, which has no bf16 batch norm: bf16 inputs
-    # take the float32 fallback.
-    assert os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX2"
-    check_batch_norm_matches_keras(policy, channels, native_bf16=False)
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_fused_batch_norm_matches_keras_batch_norm(monkeypatch, policy,
+                                                   channels, native_bf16):
+    # The float32 fallback runs anywhere; TensorFlow's bf16 kernel only where
+    # the probe found it (oneDNN without AVX-512 has none).
+    if native_bf16 and not regnet_layers.native_bf16_batch_norm_ok():
+        pytest.skip("no bfloat16 fused batch norm on this CPU; the float32 "
+                    "fallback case covers it")
+    monkeypatch.setitem(regnet_layers._PROBES,
+                        regnet_layers._run_bf16_batch_norm, native_bf16)
+    check_batch_norm_matches_keras(policy, channels, native_bf16)
 
 
 def test_fused_batch_norm_with_all_onednn_kernels():
-    """bf16 through oneDNN's own bf16 kernel, which needs AVX-512."""
-    native = {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= cpu_flags()
+    """With oneDNN free to use all of this CPU's kernels (AVX-512 ones
+    included where the CPU has them), bf16 goes through whatever kernel the
+    probe finds, and still matches Keras' layer."""
     run_python(["-c", "import test_models_runtime as t\n"
-                f"for c in (16, 24): t.check_batch_norm_matches_keras("
-                f"'mixed_bfloat16', c, native_bf16={native})"],
+                "from keras_regnet.models import layers\n"
+                "native = layers.native_bf16_batch_norm_ok()\n"
+                "for c in (16, 24): t.check_batch_norm_matches_keras("
+                "'mixed_bfloat16', c, native_bf16=native)"],
                ONEDNN_MAX_CPU_ISA="ALL")
 
 
@@ -503,16 +560,55 @@ def test_model_name_is_kept():
                                classes=10).name == "anynet"
 
 
-def test_grouped_conv_falls_back_without_onednn(tmp_path):
-    """Without oneDNN TensorFlow's grouped-conv gradient fails: Keras' path is used."""
-    script = (
-        "import numpy as np, keras_regnet\n"
-        "from keras_regnet.models.layers import native_grouped_conv_ok\n"
-        "m = keras_regnet.RegNet(2, 16, 16.0, 2.0, 8, stem_type='cifar',"
-        " input_shape=(16, 16, 3), classes=3)\n"
-        "m.compile('sgd', 'sparse_categorical_crossentropy')\n"
-        "m.fit(np.random.rand(8, 16, 16, 3), np.arange(8) % 3, epochs=1, verbose=0)\n"
-        "print('native', native_grouped_conv_ok())\n")
+def test_grouped_conv_without_onednn_is_portable_and_says_so():
+    """With oneDNN off, TensorFlow's grouped conv has no gradient on a CPU:
+    the portable formulation trains, Keras' XLA path is never taken, and one
+    warning names the fix."""
+    script = textwrap.dedent("""
+        import warnings
+        import numpy as np
+        import keras_regnet
+        import keras.src.backend.tensorflow.nn as keras_tf_nn
+        from keras_regnet.models import layers
+
+        keras_conv = keras_tf_nn.conv
+
+        def conv(inputs, kernel, *args, **kwargs):
+            if inputs.shape[-1] != kernel.shape[-2]:
+                raise RuntimeError("Keras' grouped conv was called")
+            return keras_conv(inputs, kernel, *args, **kwargs)
+
+        keras_tf_nn.conv = conv
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(2):
+                m = keras_regnet.RegNet(2, 16, 16.0, 2.0, 8, stem_type="cifar",
+                                        input_shape=(16, 16, 3), classes=3)
+        m.compile("sgd", "sparse_categorical_crossentropy")
+        h = m.fit(np.random.rand(8, 16, 16, 3), np.arange(8) % 3, epochs=1,
+                  verbose=0)
+        assert np.isfinite(h.history["loss"][0])
+        ours = [w for w in caught if "TF_ENABLE_ONEDNN_OPTS=1" in str(w.message)]
+        print("warnings", len(ours), "path", layers.grouped_conv_path(),
+              "onednn", layers.onednn_enabled())
+        """)
     out = run_python(["-c", script], TF_ENABLE_ONEDNN_OPTS="0",
                      KERAS_BACKEND="tensorflow")
-    assert "native False" in out.stdout
+    assert "warnings 1 path portable onednn False" in out.stdout
+
+
+def test_importing_keras_regnet_first_turns_onednn_on():
+    """What a user gets who sets nothing: oneDNN on any x86 CPU, and with it
+    the native grouped conv; a user's own setting wins."""
+    script = ("import keras_regnet, keras, platform\n"
+              "from keras_regnet.models import layers\n"
+              "print(platform.machine(), layers.onednn_enabled(),"
+              " layers.grouped_conv_path())\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, text=True,
+                          capture_output=True, timeout=300)
+    machine, onednn, path = proc.stdout.split()
+    if machine.lower() in ("x86_64", "amd64"):
+        assert (onednn, path) == ("True", "native"), proc.stderr[-2000:]
+    out = run_python(["-c", script], TF_ENABLE_ONEDNN_OPTS="0")
+    assert out.stdout.split()[1:] == ["False", "portable"]

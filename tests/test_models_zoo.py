@@ -107,9 +107,11 @@ def test_input_tensor_and_symmetric_padding():
 @pytest.fixture
 def nothing_built(monkeypatch):
     """Fails the test if a model starts being built."""
+    from keras_regnet.models import blocks  # not loaded yet in a lone test
+
     def fail(*args, **kwargs):
         raise AssertionError("a model was built before the input was checked")
-    monkeypatch.setattr(keras_regnet.models.blocks, "stem", fail)
+    monkeypatch.setattr(blocks, "stem", fail)
 
 
 @pytest.mark.parametrize("kwargs, arg", [
@@ -134,3 +136,47 @@ def test_bad_regnet_parameters_fail_before_building(nothing_built):
         keras_regnet.RegNet(13, 24, 36.44, 0.9, 8)
     with pytest.raises(ValueError, match="`block_type`"):
         keras_regnet.AnyNet(depths=(1,), widths=(8,), block_type="z")
+
+
+class _Download(Exception):
+    """Raised instead of downloading: the call got past all its checks."""
+
+
+def _outcome(make):
+    """How far a constructor call gets: `("ValueError", message)` or
+    `("download", None)`."""
+    try:
+        make()
+    except ValueError as e:
+        return "ValueError", str(e)
+    except _Download:
+        return "download", None
+    raise AssertionError("the weights were neither refused nor downloaded")
+
+
+@pytest.mark.parametrize("include_top, input_shape", [
+    (True, (299, 299, 3)), (True, (None, None, 3)), (True, (64, 64, 3)),
+    (True, (224, 224, 3)), (False, (299, 299, 3)), (False, (None, None, 3)),
+    (False, (224, 224, 1)),
+])
+def test_imagenet_input_shape_follows_keras_applications(
+        include_top, input_shape, monkeypatch):
+    from keras.src.utils import file_utils
+
+    from keras_regnet.models import blocks
+
+    def download(*args, **kwargs):
+        raise _Download()
+    monkeypatch.setattr(file_utils, "get_file", download)
+    monkeypatch.setattr(keras_regnet.weights, "fetch", download)
+    args = dict(weights="imagenet", include_top=include_top,
+                input_shape=input_shape)
+    keras.backend.clear_session()
+    theirs, _ = _outcome(lambda: keras.applications.EfficientNetV2B0(**args))
+    if theirs == "ValueError":  # then ours must refuse before building
+        monkeypatch.setattr(blocks, "stem", download)
+    ours, message = _outcome(lambda: keras_regnet.RegNetX002(**args))
+    assert ours == theirs
+    if ours == "ValueError" and include_top:
+        assert message.startswith(f"Invalid `input_shape`: {input_shape}.")
+        assert "(224, 224, 3)" in message and "include_top=False" in message

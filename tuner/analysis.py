@@ -490,7 +490,7 @@ def plot_block_widths(rows, path, label="", top=5):
         all_widths += w
         j = np.arange(len(w))
         ax.step(j, w, where="mid", marker="o", ms=3, color=f"C{i}",
-                label=f"trial {r['trial_id']}: {100 * r['error']:.2f} % error, "
+                label=f"trial {_trial(r)}: {100 * r['error']:.2f} % error, "
                       f"d={len(w)}, widths {r['widths']}")
         if _is_number(r.get("w0")) and _is_number(r.get("wa")):
             ax.plot(j, r["w0"] + r["wa"] * j, "--", lw=1, color=f"C{i}")
@@ -595,11 +595,11 @@ def summary(label, rows, top=5):
                          f"{_cell(r.get('bottleneck_ratios', r.get('bottleneck_ratio'))):>9} "
                          f"{_cell(r.get('group_widths')):>12}")
             lines.append(
-                f"  {r['trial_id']:>6} {100 * r['error']:7.2f} {model} "
+                f"  {_trial(r):>6} {100 * r['error']:7.2f} {model} "
                 f"{r['flops'] / 1e6:8.2f} {r['params'] / 1e6:8.3f} "
                 f"{_num(r.get('epochs')):>6} {_num(r.get('wall_time_s')):>7}")
     for r in failed[:top]:
-        lines.append(f"  failed trial {r['trial_id']}: {r['message']}")
+        lines.append(f"  failed trial {_trial(r)}: {r['message']}")
     return "\n".join(lines)
 
 
@@ -694,8 +694,13 @@ def _best_of_draws(errors, k, samples, rng):
     return best
 
 
+def _trial(row):
+    """The trial's number as the trial lines print it (older runs: its id)."""
+    return row.get("trial") if row.get("trial") not in (None, "") else row["trial_id"]
+
+
 def _best_label(row):
-    return f"best: trial {row['trial_id']}, {100 * row['error']:.2f} % error"
+    return f"best: trial {_trial(row)}, {100 * row['error']:.2f} % error"
 
 
 def _grid(plt, n):

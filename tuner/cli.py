@@ -1,14 +1,26 @@
-"""`python -m tuner search|report|worker`: the design-space search from the shell."""
+"""`python -m tuner search|report|worker`: the design-space search from the shell.
 
+Arguments are parsed and checked before TensorFlow is imported, so `--help`
+and bad input answer at once; `report` never imports TensorFlow.
+"""
+
+import _thread
 import argparse
 import json
+import math
 import os
 import re
+import signal
 import sys
+import tempfile
+import threading
 import time
 import warnings
 
-from keras_regnet.files import atomic_path, write_json
+from keras_regnet.design.sampling import PAPER_RANGES, format_count
+from keras_regnet.design.spaces import SPACE_NAMES
+from keras_regnet.files import atomic_path, check_target, write_json
+from tuner.errors import SearchStopped
 
 SEARCH_JSON = "search.json"
 PROJECT = "kt_project"
@@ -16,20 +28,35 @@ BEST_KERAS = "best_model.keras"
 BEST_SAVEDMODEL = "best_savedmodel"
 LOGS = "logs"
 DEFAULT_ADDRESS = "127.0.0.1:0"
-# Arguments that define a search; `--resume` must repeat them.
-IDENTITY = ("dataset", "image_size", "block", "depth", "w0", "wa", "wm",
-            "bottleneck_ratio", "group_width", "flops", "params",
-            "learning_rate", "weight_decay", "tuner", "epochs", "batch_size")
+# The RegNet space's range flags (--space regnet only) and their defaults.
+REGNET_FLAGS = {"depth": "12-28", "w0": "8-256", "wa": "8-256", "wm": "1.5-3",
+                "bottleneck_ratio": "1,2,4", "group_width": "1,2,4,8,16,32"}
+# Flags that define a search, and so its results; `--resume` must repeat
+# them. The others (--max-trials may also grow) only say how to run it.
+IDENTITY = ("space", "dataset", "image_size", "block", *REGNET_FLAGS, "flops",
+            "params", "learning_rate", "weight_decay", "tuner", "epochs",
+            "batch_size", "seed", "mixed_precision", "jit_compile", "max_failures")
+MAX_WORKERS = 256
+MAX_IMAGE_SIZE = 2048
 _SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a usage error as one line and exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def _number(text, name, integer=False):
-    m = re.fullmatch(r"\s*([0-9.]+(?:e-?[0-9]+)?)\s*([kKmMgG]?)\s*", text)
+    m = re.fullmatch(r"\s*([0-9.]+(?:e[-+]?[0-9]+)?)\s*([kKmMgG]?)\s*", str(text))
     try:
         value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
     except (AttributeError, ValueError):
         raise ValueError(f"Invalid `--{name}`: {text!r}. Expected a number "
                          "(suffixes K, M, G allowed).") from None
+    if not math.isfinite(value):
+        raise ValueError(f"Invalid `--{name}`: {text!r}. Expected a finite number.")
     if integer:
         if not value.is_integer():
             raise ValueError(f"Invalid `--{name}`: {text!r}. Expected an integer.")
@@ -54,62 +81,119 @@ def parse_choices(text, name):
     return values[0] if len(values) == 1 else values
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m tuner",
-        description="Keras Tuner search of the RegNet design space.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _int_at_least(text, name, low, high=None):
+    value = _number(text, name, integer=True)
+    if value < low or (high is not None and value > high):
+        allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+        raise ValueError(f"Invalid `--{name}`: {text!r}. Expected {allowed}.")
+    return value
 
-    s = sub.add_parser("search", help="run (or resume) a search",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+def build_parser():
+    parser = _Parser(
+        prog="python -m tuner",
+        description="Keras Tuner search of the RegNet and AnyNetX design spaces "
+                    "(Radosavovic et al., 2020).")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                parser_class=_Parser)
+
+    s = sub.add_parser(
+        "search", help="run (or resume) a search",
+        description="Searches a design space inside a compute budget: every "
+                    "trial trains one model; --out gets trials.csv, plots and "
+                    "the best model. Numbers take the suffixes K, M, G.")
+    s.add_argument("--space", default="regnet", choices=SPACE_NAMES,
+                   help="design space: the six-parameter RegNet space, or an "
+                        "AnyNetX space of the paper's progression (A: 16 free "
+                        "per-stage parameters ... E: shared b and g, widths "
+                        "and depths non-decreasing) (default: %(default)s)")
     s.add_argument("--dataset", default="digits",
                    help="'digits' (bundled scikit-learn digits, offline), a "
                         "TensorFlow Datasets name, or a folder with one "
-                        "sub-folder of images per class")
-    s.add_argument("--block", default="X", choices=["X", "Y", "x", "y"])
+                        "sub-folder of images per class (default: %(default)s)")
+    s.add_argument("--block", default="X", choices=["X", "Y", "x", "y"],
+                   help="X blocks, or Y blocks (X with squeeze-and-excitation, "
+                        "ratio 0.25) (default: %(default)s)")
     s.add_argument("--flops", default="-20M",
                    help="budget LO-HI in multiply-adds at --image-size "
-                        "(e.g. 200M-400M; LO- or -HI for one end, 'none' for no budget)")
-    s.add_argument("--params", default="-5M", help="budget LO-HI in trainable parameters")
-    s.add_argument("--depth", default="12-28", help="d: LO-HI or a fixed value")
-    s.add_argument("--w0", default="8-256", help="w0: LO-HI (multiples of 8) or fixed")
-    s.add_argument("--wa", default="8-256", help="wa: LO-HI (log-scaled) or fixed")
-    s.add_argument("--wm", default="1.5-3", help="wm: LO-HI (log-scaled) or fixed")
-    s.add_argument("--bottleneck-ratio", default="1,2,4", help="b: allowed values")
-    s.add_argument("--group-width", default="1,2,4,8,16,32", help="g: allowed values")
-    s.add_argument("--learning-rate", default="0.1", help="SGD learning rate, fixed or LO-HI")
-    s.add_argument("--weight-decay", default="5e-5", help="weight decay, fixed or LO-HI")
-    s.add_argument("--tuner", default="random", choices=["random", "bayes", "hyperband"])
-    s.add_argument("--max-trials", type=int, default=10)
-    s.add_argument("--epochs", type=int, default=3,
-                   help="epochs per trial (Hyperband: the most per model)")
-    s.add_argument("--batch-size", type=int, default=32)
-    s.add_argument("--image-size", type=int, default=None,
+                        "(e.g. 200M-400M; LO- or -HI for one end, 'none' for "
+                        "no budget) (default: %(default)s)")
+    s.add_argument("--params", default="-5M",
+                   help="budget LO-HI in trainable parameters (default: %(default)s)")
+    for flag, what in (("depth", "d: LO-HI or a fixed value"),
+                       ("w0", "w0: LO-HI (multiples of 8) or fixed"),
+                       ("wa", "wa: LO-HI (log-scaled) or fixed"),
+                       ("wm", "wm: LO-HI (log-scaled) or fixed"),
+                       ("bottleneck_ratio", "b: allowed values"),
+                       ("group_width", "g: allowed values")):
+        s.add_argument(f"--{flag.replace('_', '-')}", default=None,
+                       help=f"{what}; --space regnet only (default: "
+                            f"{REGNET_FLAGS[flag]}, the paper's)")
+    s.add_argument("--learning-rate", default="0.1",
+                   help="SGD learning rate, fixed or LO-HI (log-scaled) "
+                        "(default: %(default)s)")
+    s.add_argument("--weight-decay", default="5e-5",
+                   help="weight decay, fixed or LO-HI (default: %(default)s)")
+    s.add_argument("--tuner", default="random", choices=["random", "bayes", "hyperband"],
+                   help="random search, Bayesian optimisation (Gaussian process) "
+                        "or Hyperband (default: %(default)s)")
+    s.add_argument("--max-trials", default="10",
+                   help="models to train (Hyperband: at most) (default: %(default)s)")
+    s.add_argument("--epochs", default="3",
+                   help="epochs per trial (Hyperband: the most per model) "
+                        "(default: %(default)s)")
+    s.add_argument("--batch-size", default="32",
+                   help="training and validation batch size (default: %(default)s)")
+    s.add_argument("--image-size", default=None,
                    help="training image side (default: 32 for digits, the "
                         "dataset's size for TFDS, 224 for folders)")
-    s.add_argument("--out", default="runs/search", help="output directory")
+    s.add_argument("--out", default="runs/search",
+                   help="output folder, new or empty (default: %(default)s)")
     s.add_argument("--resume", action="store_true",
-                   help="continue the search in --out, keeping completed trials")
-    s.add_argument("--seed", type=int, default=0)
+                   help="continue the search in --out with the same flags, "
+                        "keeping completed trials")
+    s.add_argument("--seed", default="0",
+                   help="seed of the configurations drawn, the data order and "
+                        "the initial weights (default: %(default)s)")
     s.add_argument("--mixed-precision", action="store_true",
                    help="mixed_float16 on GPU, mixed_bfloat16 on CPU")
     s.add_argument("--jit-compile", action="store_true", help="XLA-compile training")
-    s.add_argument("--workers", type=int, default=0,
-                   help="local worker processes (0: train in this process)")
-    s.add_argument("--trials-per-worker", type=int, default=10,
-                   help="trials before a worker process is replaced")
+    s.add_argument("--workers", default="0",
+                   help="local worker processes (0: train in this process) "
+                        "(default: %(default)s)")
+    s.add_argument("--trials-per-worker", default="10",
+                   help="trials before a worker process is replaced "
+                        "(default: %(default)s)")
     s.add_argument("--oracle-address", default=DEFAULT_ADDRESS,
                    help="HOST:PORT the chief serves on with --workers (port 0: a "
-                        "free one); use 0.0.0.0:PORT for workers on other machines")
-    s.add_argument("--max-failures", type=int, default=3,
-                   help="consecutive failed trials that stop the search")
-    s.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
-                   help="Keras progress output inside a trial")
+                        "free one); use 0.0.0.0:PORT for workers on other "
+                        "machines (default: %(default)s)")
+    s.add_argument("--max-failures", default="3",
+                   help="consecutive failed trials that stop the search; 0 "
+                        "never stops (default: %(default)s)")
+    s.add_argument("--verbose", default="1", choices=["0", "1", "2"],
+                   help="0: one line per trial; 1: and Keras' progress bar; "
+                        "2: one line per epoch, and TensorFlow's own log "
+                        "messages (default: %(default)s)")
 
-    r = sub.add_parser("report", help="rebuild plots and print a summary of runs")
-    r.add_argument("dirs", nargs="+", metavar="DIR")
-    r.add_argument("--out", default="edf_compare.png",
-                   help="overlaid EDF of several runs")
+    # Numbers are parsed in run_report, so that a bad value is one line.
+    r = sub.add_parser("report", help="rebuild plots and print a summary of runs",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    r.add_argument("dirs", nargs="+", metavar="DIR",
+                   help="run folders (the --out of searches), each with trials.csv")
+    r.add_argument("--out", default="edf_compare.png", metavar="PNG",
+                   help="the runs' overlaid EDFs (written with 2 or more DIRs)")
+    r.add_argument("--edf", default="normalized", metavar="{error,normalized}",
+                   help="'normalized': each run's models reweighted to the same "
+                        "flops distribution (Radosavovic et al. 2019), so that "
+                        "bigger models do not decide the comparison; 'error': "
+                        "plain error EDFs")
+    r.add_argument("--bootstrap", default="10000", metavar="N",
+                   help="resamples of the bootstrap of the best model and of "
+                        "the bands in trends.png")
+    r.add_argument("--seed", default="0", metavar="N", help="seed of the bootstrap")
+    r.add_argument("--top", default="5", metavar="N",
+                   help="best trials listed, and drawn in block_widths.png")
 
     w = sub.add_parser("worker", help="run trials for a chief (KERASTUNER_* env)")
     w.add_argument("--out", required=True, help="the search's shared output directory")
@@ -129,35 +213,48 @@ def search_config(args):
     def listify(v):
         return list(v) if isinstance(v, tuple) else v
 
-    for name in ("max_trials", "epochs", "batch_size", "trials_per_worker"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"Invalid `--{name.replace('_', '-')}`: "
-                             f"{getattr(args, name)}. Expected an integer >= 1.")
-    if args.workers < 0:
-        raise ValueError(f"Invalid `--workers`: {args.workers}. Expected >= 0.")
+    given = [f for f in REGNET_FLAGS if getattr(args, f) is not None]
+    if args.space != "regnet" and given:
+        flag = given[0].replace("_", "-")
+        raise ValueError(f"Invalid `--{flag}`: {getattr(args, given[0])!r}. It "
+                         f"narrows the RegNet space; --space {args.space} has "
+                         "per-stage depths, widths, b and g (leave it out).")
+    ranges = {f: getattr(args, f) or REGNET_FLAGS[f] for f in REGNET_FLAGS}
     host, _, port = args.oracle_address.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not port.isdigit() or int(port) > 65535:
         raise ValueError(f"Invalid `--oracle-address`: {args.oracle_address!r}. "
-                         "Expected HOST:PORT.")
-    return {
-        "dataset": args.dataset, "image_size": args.image_size,
+                         "Expected HOST:PORT with a port in [0, 65535].")
+    image_size = (None if args.image_size is None else
+                  _int_at_least(args.image_size, "image-size", 8, MAX_IMAGE_SIZE))
+    config = {
+        "space": args.space, "dataset": args.dataset, "image_size": image_size,
         "block": args.block.upper(),
-        "depth": listify(parse_range(args.depth, "depth", integer=True)),
-        "w0": listify(parse_range(args.w0, "w0", integer=True)),
-        "wa": listify(parse_range(args.wa, "wa")),
-        "wm": listify(parse_range(args.wm, "wm")),
-        "bottleneck_ratio": parse_choices(args.bottleneck_ratio, "bottleneck-ratio"),
-        "group_width": parse_choices(args.group_width, "group-width"),
         "flops": budget(args.flops, "flops"), "params": budget(args.params, "params"),
         "learning_rate": listify(parse_range(args.learning_rate, "learning-rate")),
         "weight_decay": listify(parse_range(args.weight_decay, "weight-decay")),
-        "tuner": args.tuner, "epochs": args.epochs, "batch_size": args.batch_size,
-        "max_trials": args.max_trials, "seed": args.seed,
+        "tuner": args.tuner,
+        "epochs": _int_at_least(args.epochs, "epochs", 1),
+        "batch_size": _int_at_least(args.batch_size, "batch-size", 1, 2**16),
+        "max_trials": _int_at_least(args.max_trials, "max-trials", 1),
+        "seed": _int_at_least(args.seed, "seed", 0, 2**32 - 1),
         "mixed_precision": args.mixed_precision, "jit_compile": args.jit_compile,
-        "workers": args.workers, "trials_per_worker": args.trials_per_worker,
-        "oracle_address": args.oracle_address, "max_failures": args.max_failures,
-        "verbose": args.verbose,
+        "workers": _int_at_least(args.workers, "workers", 0, MAX_WORKERS),
+        "trials_per_worker": _int_at_least(args.trials_per_worker,
+                                           "trials-per-worker", 1),
+        "oracle_address": args.oracle_address,
+        "max_failures": _int_at_least(args.max_failures, "max-failures", 0),
+        "verbose": int(args.verbose),
     }
+    if args.space == "regnet":
+        config.update({
+            "depth": listify(parse_range(ranges["depth"], "depth", integer=True)),
+            "w0": listify(parse_range(ranges["w0"], "w0", integer=True)),
+            "wa": listify(parse_range(ranges["wa"], "wa")),
+            "wm": listify(parse_range(ranges["wm"], "wm")),
+            "bottleneck_ratio": parse_choices(ranges["bottleneck_ratio"],
+                                              "bottleneck-ratio"),
+            "group_width": parse_choices(ranges["group_width"], "group-width")})
+    return config
 
 
 def _tupled(v):
@@ -165,20 +262,25 @@ def _tupled(v):
 
 
 def make_hypermodel(config, info):
-    from tuner.hypermodel import RegNetHyperModel
+    from tuner.hypermodel import AnyNetHyperModel, RegNetHyperModel
 
-    return RegNetHyperModel(
-        info.input_shape, info.classes, config["block"],
-        depth=_tupled(config["depth"]), w0=_tupled(config["w0"]),
-        wa=_tupled(config["wa"]), wm=_tupled(config["wm"]),
-        bottleneck_ratio=config["bottleneck_ratio"],
-        group_width=config["group_width"], flops=_tupled(config["flops"]),
-        params=_tupled(config["params"]),
+    common = dict(
+        flops=_tupled(config["flops"]), params=_tupled(config["params"]),
         learning_rate=_tupled(config["learning_rate"]),
         weight_decay=_tupled(config["weight_decay"]),
         mixed_precision=config["mixed_precision"],
         jit_compile=True if config["jit_compile"] else "auto",
         seed=config["seed"])
+    space = config.get("space", "regnet")
+    if space != "regnet":
+        return AnyNetHyperModel(info.input_shape, info.classes, space,
+                                config["block"], **common)
+    return RegNetHyperModel(
+        info.input_shape, info.classes, config["block"],
+        depth=_tupled(config["depth"]), w0=_tupled(config["w0"]),
+        wa=_tupled(config["wa"]), wm=_tupled(config["wm"]),
+        bottleneck_ratio=config["bottleneck_ratio"],
+        group_width=config["group_width"], **common)
 
 
 def make_tuner(config, out, hypermodel, max_trials_per_process=None):
@@ -193,28 +295,43 @@ def make_tuner(config, out, hypermodel, max_trials_per_process=None):
         directory=out, project_name=PROJECT)
 
 
-def prepare_out_dir(out, config, resume):
-    """Checks `--out` against `--resume` before any work."""
+def prepare_out_dir(out, config, resume, ignore=()):
+    """Checks `--out` against `--resume` before any work (`ignore`: flags
+    not resolved yet)."""
     saved_path = os.path.join(out, SEARCH_JSON)
     if os.path.isfile(saved_path):
-        with open(saved_path, encoding="utf-8") as f:
-            saved = json.load(f)
+        try:
+            with open(saved_path, encoding="utf-8") as f:
+                saved = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"Invalid `--out`: {out!r}: its {SEARCH_JSON} cannot "
+                             f"be read ({e}).") from None
         if not resume:
             raise ValueError(f"Invalid `--out`: {out!r} holds a search already. "
                              "Pass --resume to continue it, or choose another --out.")
-        diff = [k for k in IDENTITY if saved.get(k) != config[k]]
+        saved.setdefault("space", "regnet")  # searches of version 0.1
+        diff = [k for k in IDENTITY if k in saved and k not in ignore
+                and saved[k] != config.get(k)]
         if diff:
-            detail = "; ".join(f"--{k.replace('_', '-')} was {saved.get(k)!r}, "
-                               f"now {config[k]!r}" for k in diff)
+            detail = "; ".join(f"--{k.replace('_', '-')} was {saved[k]!r}, "
+                               f"now {config.get(k)!r}" for k in diff)
             raise ValueError(f"Invalid `--resume`: {out!r} holds a different "
                              f"search ({detail}). Repeat the original flags or "
                              "choose another --out.")
+        if config["max_trials"] < saved.get("max_trials", 0):
+            raise ValueError(f"Invalid `--max-trials`: {config['max_trials']}. "
+                             f"The search in {out!r} had {saved['max_trials']}; "
+                             "a resumed search may only grow.")
         return
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise ValueError(f"Invalid `--out`: {out!r} is a file. Expected a folder.")
     if os.path.isdir(out) and os.listdir(out):
         raise ValueError(f"Invalid `--out`: {out!r} is not empty and holds no "
                          f"search ({SEARCH_JSON} missing). Choose a new or empty folder.")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"Invalid `--out`: {out!r} is a file. Expected a folder.")
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise ValueError(f"Invalid `--out`: {out!r}. Its folder {parent!r} does "
+                         "not exist.")
     if resume:
         raise ValueError(f"Invalid `--resume`: {out!r} holds no search to resume.")
 
@@ -242,10 +359,38 @@ def prepare_search(args):
     from tuner.data import describe_dataset
 
     config = search_config(args)
+    prepare_out_dir(args.out, config, args.resume, ignore=("image_size",))
     info = describe_dataset(config["dataset"], config["image_size"])
     config["image_size"] = info.input_shape[0]
-    prepare_out_dir(args.out, config, args.resume)
+    prepare_out_dir(args.out, config, args.resume)  # now with the image size
     return config, info, make_hypermodel(config, info)
+
+
+def header(config, info, space, out):
+    """The lines a search starts with: what it searches, and on what."""
+    from keras_regnet import runtime
+
+    def shown(name, value):
+        if name in ("bottleneck_ratio", "group_width"):  # allowed values
+            return ",".join(map(str, value))
+        return f"{value[0]:g}" if value[0] == value[1] else f"{value[0]:g}-{value[1]:g}"
+
+    budget = ", ".join(f"{m} {format_count(b[0])}-{format_count(b[1])}"
+                       for m, b in space.budget.items() if b)
+    rt = runtime.describe()
+    conv = {"native": "native (oneDNN)" if rt["onednn"] else "native",
+            "portable": "portable: oneDNN is off, training about 2x slower; "
+                        "set TF_ENABLE_ONEDNN_OPTS=1",
+            "keras": "Keras' own"}[rt["grouped_conv"]]
+    return "\n".join([
+        f"Searching the {space.name} space ({config['block']} blocks) on "
+        f"{info.name} ({'x'.join(map(str, info.input_shape))}, {info.classes} "
+        f"classes, {space.stem_type} stem) with {config['tuner']} search, "
+        f"{config['max_trials']} trials x {config['epochs']} epochs -> {out}",
+        "  ranges " + ", ".join(f"{k} {shown(k, v)}" for k, v in space.ranges.items())
+        + f"; budget {budget or 'none'}",
+        f"  Keras {rt['keras']} on {rt['backend']}, {rt['device']} "
+        f"({rt['cpu']}); grouped convolutions: {conv}"])
 
 
 def run_search(args, config, info, hypermodel):
@@ -255,12 +400,7 @@ def run_search(args, config, info, hypermodel):
     search = make_tuner(config, out, hypermodel)
     search.save()
     search.oracle.write_csv()
-    space = hypermodel.space
-    print(f"Searching RegNet{config['block']} on {info.name} "
-          f"({'x'.join(map(str, info.input_shape))}, {info.classes} classes, "
-          f"{space.stem_type} stem): ranges {space.ranges}, budget "
-          f"{ {k: v for k, v in space.budget.items() if v} }, {config['tuner']} "
-          f"search, {config['max_trials']} trials -> {out}", flush=True)
+    print(header(config, info, hypermodel.space, out), flush=True)
     start = time.time()
     try:
         if config["workers"] or config["oracle_address"] != DEFAULT_ADDRESS:
@@ -272,8 +412,13 @@ def run_search(args, config, info, hypermodel):
 
             data = load_dataset(info, config["batch_size"], config["seed"])
             fit(search, data, config)
-    finally:
+    except KeyboardInterrupt:
+        print("\nInterrupted: writing the summary and the best model so far "
+              "(press Ctrl-C again to stop at once; completed trials are kept "
+              "either way, continue with --resume).", flush=True)
         _finish(search, out, time.time() - start)
+        raise
+    _finish(search, out, time.time() - start)
 
 
 def fit(search, data, config):
@@ -284,17 +429,76 @@ def fit(search, data, config):
 
 def _finish(search, out, seconds):
     from tuner import analysis
+    from tuner.trials import trial_number
 
     rows = analysis.load_run(out)
     if rows:
         analysis.write_plots(out, rows)
+    start = time.time()
     best = export_best(search, out)
     print(analysis.summary(out, rows))
     if best is not None:
-        print(f"Search time {seconds:.0f} s. Best: trial {best.trial_id}, "
+        print(f"Search time {seconds:.0f} s, export {time.time() - start:.0f} s. "
+              f"Best: trial {trial_number(best.trial_id)}, "
               f"{search.oracle.objective.name} {best.score:.4f} -> "
               f"{os.path.join(out, BEST_KERAS)}, {os.path.join(out, BEST_SAVEDMODEL)}/ "
               f"(SavedModel), {os.path.join(out, 'edf.png')}", flush=True)
+
+
+def stop_on_signals():
+    """Ctrl-C or SIGTERM: finish like the end of the search; a second one:
+    stop at once.
+
+    The signals are taken by a thread of their own (the main thread may be
+    inside a long TensorFlow call, where Python cannot act on a signal), so
+    the second one ends the process immediately. Everything a search writes
+    is written whole, so what is complete stays complete.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        return
+    signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+
+    def watch():
+        signal.sigwait(signals)
+        _thread.interrupt_main()
+        signal.sigwait(signals)
+        print("\nStopped; completed trials are kept. Continue with --resume.",
+              file=sys.stderr, flush=True)
+        os._exit(130)
+
+    threading.Thread(target=watch, daemon=True, name="stop-on-signals").start()
+
+
+def import_keras(verbose):
+    """Imports Keras and its backend, hiding TensorFlow's start-up log lines
+    (GPU probing, CPU features) unless `verbose` >= 2; they are shown if the
+    import fails."""
+    if verbose >= 2:
+        import keras  # noqa: F401
+
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            import keras
+
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                tf.config.list_logical_devices()  # probes the GPUs
+                tf.get_logger().setLevel("ERROR")
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def run_worker(args):
@@ -304,27 +508,48 @@ def run_worker(args):
 
 
 def run_report(args):
+    from keras_regnet.files import check_target
     from tuner import analysis
 
-    runs = []
-    for d in args.dirs:
-        try:
-            rows = analysis.load_run(d)
-        except ValueError as e:
-            sys.exit(f"error: {e}")
-        analysis.write_plots(d, rows)
-        runs.append((os.path.basename(os.path.normpath(d)), rows))
-        print(analysis.summary(d, rows))
-        print(f"  plots: {os.path.join(d, analysis.EDF_PNG)}, "
-              f"{os.path.join(d, analysis.PARAMS_PNG)}")
+    try:
+        if args.edf not in analysis.EDF_KINDS:
+            raise ValueError(f"Invalid `--edf`: {args.edf!r}. Expected one of "
+                             f"{', '.join(analysis.EDF_KINDS)}.")
+        samples, seed, top = (_number(getattr(args, k), k, integer=True)
+                              for k in ("bootstrap", "seed", "top"))
+        for name, value in (("bootstrap", samples), ("top", top)):
+            if value < 1:
+                raise ValueError(f"Invalid `--{name}`: {value}. Expected an "
+                                 "integer >= 1.")
+        runs = [(os.path.normpath(d), analysis.load_run(d)) for d in args.dirs]
+        for d, rows in runs:
+            for name in analysis.plot_files(rows):
+                check_target(os.path.join(d, name))
+        if len(runs) > 1:
+            check_target(args.out, "--out")
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    for d, rows in runs:
+        written = analysis.write_plots(d, rows, samples, seed, top)
+        print(analysis.summary(d, rows, top))
+        print(analysis.bootstrap_summary(rows, samples, seed=seed))
+        print(f"  plots: {', '.join(written)}")
     if len(runs) > 1:
-        analysis.plot_edf(runs, args.out)
-        print(f"EDF overlay of {len(runs)} runs: {args.out}")
+        edf = args.edf
+        try:
+            table = analysis.ks_table(runs, edf)
+        except ValueError as e:
+            print(f"note: {e} Comparing the plain error EDFs instead.")
+            edf = "error"
+            table = analysis.ks_table(runs, edf)
+        analysis.plot_edf(runs, args.out, edf)
+        print(table)
+        print(f"{'Flops-normalized e' if edf == 'normalized' else 'E'}rror EDFs "
+              f"of the {len(runs)} runs: {args.out}")
 
 
 def main(argv=None):
-    from tuner.search import SearchStopped
-
     # TensorFlow 2.21's oneDNN AVX-512 kernels corrupt the heap (SIGSEGV,
     # "double free") while training some small RegNets on CPU, e.g. stages of
     # widths (8, 24) at 32x32; the AVX2 kernels do not. oneDNN reads this
@@ -334,18 +559,25 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "report":
+            return run_report(args)
+        stop_on_signals()
         if args.command == "search":
+            verbose = int(args.verbose)
+            import_keras(verbose)
+            if verbose < 2:
+                warnings.filterwarnings("ignore", module="keras_tuner")
             try:
                 prepared = prepare_search(args)
             except ValueError as e:
                 parser.exit(2, f"error: {e}\n")
             run_search(args, *prepared)
-        elif args.command == "report":
-            run_report(args)
         else:
+            import_keras(0)
             return run_worker(args)
     except SearchStopped as e:
         parser.exit(1, f"error: {e}\n")
     except KeyboardInterrupt:
-        parser.exit(130, "interrupted; continue with --resume\n")
+        parser.exit(130, "Interrupted; completed trials are kept. Continue "
+                         "with --resume.\n")
     return 0

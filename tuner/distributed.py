@@ -19,7 +19,7 @@ import time
 
 from tuner import cli
 from tuner.oracle import MAX_ATTEMPTS
-from tuner.search import SearchStopped, WorkerRecycle
+from tuner.errors import SearchStopped, WorkerRecycle
 
 # Exit status of a worker that ran `--trials-per-worker` trials.
 RECYCLE_EXIT = 3

@@ -18,9 +18,10 @@ from keras_tuner.engine import trial as kt_trial
 # Keras Tuner's trial display; its state is saved with the oracle.
 from keras_tuner.src.engine.oracle import Display
 
-from keras_regnet.design.sampling import MAX_DRAWS, PARAM_NAMES, format_count
+from keras_regnet.design.sampling import MAX_DRAWS, format_count
 from keras_regnet.files import write_json
-from tuner.trials import short_reason, trial_record, write_trials_csv
+from tuner.trials import (config_text, short_reason, trial_number, trial_record,
+                          write_trials_csv)
 
 # Runs of a trial whose process died (crash or kill) before it is failed.
 MAX_ATTEMPTS = 2
@@ -65,18 +66,33 @@ class _BudgetOracle:
         self._display = _QuietDisplay(oracle=self)
 
     def _random_values(self):
+        """A new configuration drawn by the space's sampler, inside the budget.
+
+        The space's sampler meets its constraints by construction and draws
+        by the paper's distributions; only the budget rejects draws. The
+        learning rate and weight decay are drawn as Keras Tuner draws them.
+        Draws are seeded from the oracle's saved state, so a resumed search
+        goes on as it would have.
+        """
+        collisions = 0
         for _ in range(self.max_draws):
-            values = super()._random_values()
-            if values is None:  # The space is exhausted.
-                return None
+            rng = np.random.default_rng([self.seed or 0, self._seed_state])
+            self._seed_state += 1
+            values = self.space.sample(rng)
             self.draws += 1
-            if self.space.fits(values):
-                self.accepted += 1
+            if not self.space.fits(values):
+                continue
+            self.accepted += 1
+            for hp in self.hyperparameters.space:
+                if hp.name not in values:
+                    values[hp.name] = hp.random_sample(self._seed_state)
+                    self._seed_state += 1
+            if not self._duplicate(values):
                 return values
+            collisions += 1
+            if collisions > self._max_collisions:
+                return None  # every configuration that fits has run
         if self.trials:
-            # Keras Tuner only remembers the values it ran, so once every
-            # configuration that fits has run it keeps drawing ones that do
-            # not: the space is exhausted.
             return None
         raise self.space.infeasible_error(self.max_draws)
 
@@ -162,7 +178,7 @@ class _BudgetOracle:
             last = self.trials[self.end_order[-1]]
             self.stop_reason = (
                 f"Search stopped: {run} consecutive trials failed (limit "
-                f"{limit}). Last failure, trial {last.trial_id}: "
+                f"{limit}). Last failure, trial {trial_number(last.trial_id)}: "
                 f"{short_reason(last.message)}")
 
     def write_csv(self):
@@ -170,37 +186,34 @@ class _BudgetOracle:
             return
         rows = [trial_record(self.trials[t], self._derived(t), self.records.get(t, {}))
                 for t in self.start_order if t in self.trials]
-        write_trials_csv(self.trials_csv, rows)
+        write_trials_csv(self.trials_csv, rows,
+                         [p.name for p in self.space.hyperparameters()])
 
     def _derived(self, trial_id):
-        """Block, stages and complexity of a trial's configuration (cached)."""
+        """Space, block, stages, complexity and e_fit of a trial (cached)."""
         if trial_id not in self._derived_cache:
             values = self.trials[trial_id].hyperparameters.values
-            derived = {"block": self.space.block_type.upper()}
-            if all(name in values for name in PARAM_NAMES):
+            derived = {"space": self.space.name,
+                       "block": self.space.block_type.upper()}
+            if all(p.name in values for p in self.space.hyperparameters()):
                 derived.update(self.space.describe(values))
             self._derived_cache[trial_id] = derived
         return self._derived_cache[trial_id]
 
     def _trial_line(self, trial):
-        values = trial.hyperparameters.values
-        params = " ".join(
-            f"{name}={values[name]:.3g}" if isinstance(values[name], float)
-            else f"{name}={values[name]}"
-            for name in PARAM_NAMES if name in values)
-        params = (params.replace("depth=", "d=").replace("bottleneck_ratio=", "b=")
-                  .replace("group_width=", "g="))
         cx = self._derived(trial.trial_id)
         wall = self.records.get(trial.trial_id, {}).get("wall_time_s", 0.0)
         total = f"/{self.max_trials}" if self.max_trials else ""
-        head = (f"trial {trial.trial_id}{total} | {params} | "
-                f"{format_count(cx['flops'])}F {format_count(cx['params'])}P | ")
+        head = (f"trial {trial_number(trial.trial_id)}{total} | "
+                f"{config_text(trial.hyperparameters.values, cx)} | ")
+        if "flops" in cx:
+            head += f"{format_count(cx['flops'])}F {format_count(cx['params'])}P | "
         if trial.status == TrialStatus.COMPLETED:
             result = f"{self.objective.name} {trial.score:.4f}"
         else:
             result = f"{trial.status}: {short_reason(trial.message)}"
         best = self.get_best_trials(1)
-        best = (f"best {best[0].score:.4f} (trial {best[0].trial_id})"
+        best = (f"best {best[0].score:.4f} (trial {trial_number(best[0].trial_id)})"
                 if best and best[0].status == TrialStatus.COMPLETED else "best -")
         return f"{head}{result} | {wall:.1f}s | {best}"
 
@@ -255,7 +268,8 @@ class BayesianOptimizationOracle(_BudgetOracle,
     After the random initial points, the Gaussian process' upper confidence
     bound is maximised over `num_candidates` in-budget random configurations
     (instead of over the unconstrained unit cube), so the proposal always
-    fits the budget.
+    fits the budget; where the budget accepts few draws, over those found
+    in `max_draws` draws.
 
     Args:
         space, max_draws, trials_csv: as for `RandomSearchOracle`.
@@ -277,8 +291,11 @@ class BayesianOptimizationOracle(_BudgetOracle,
         x, y = self._vectorize_trials()
         self.gpr.fit(np.nan_to_num(x, posinf=0, neginf=0),
                      np.nan_to_num(y, posinf=0, neginf=0))
-        candidates = []
-        for _ in range(self.num_candidates):
+        candidates, draws = [], self.draws
+        # Where the budget accepts few draws, fewer candidates: a proposal
+        # stops drawing after `max_draws` draws (about 3 s) once it has one.
+        while len(candidates) < self.num_candidates and (
+                not candidates or self.draws - draws < self.max_draws):
             values = self._random_values()
             if values is None:
                 break

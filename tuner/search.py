@@ -6,15 +6,9 @@ from keras_tuner.engine.tuner import maybe_distribute
 from keras_tuner.src.engine import tuner_utils
 
 from keras_regnet.design.sampling import MAX_DRAWS, _error
+from keras_regnet.files import write_json
+from tuner.errors import SearchStopped, WorkerRecycle  # noqa: F401 - public
 from tuner.oracle import ORACLES
-
-
-class SearchStopped(RuntimeError):
-    """Raised when the oracle stopped the search (repeated failed trials)."""
-
-
-class WorkerRecycle(Exception):
-    """Raised in a worker process that has run its share of trials."""
 
 
 class RegNetTuner(keras_tuner.Tuner):
@@ -51,7 +45,16 @@ class RegNetTuner(keras_tuner.Tuner):
         if "tuner/epochs" in values:
             kwargs["epochs"] = values["tuner/epochs"]
             kwargs["initial_epoch"] = values["tuner/initial_epoch"]
-        histories = super().run_trial(trial, *args, **kwargs)
+        checkpoint = SaveBestEpochAtEnd(self.oracle.objective,
+                                        self._get_checkpoint_fname(trial.trial_id))
+        callbacks = kwargs.pop("callbacks", None) or []
+        histories = []
+        for execution in range(self.executions_per_trial):
+            copied = self._deepcopy_callbacks(callbacks)
+            self._configure_tensorboard_dir(copied, trial, execution)
+            copied += [tuner_utils.TunerCallback(self, trial), checkpoint]
+            histories.append(self._build_and_fit_model(
+                trial, *args, **{**kwargs, "callbacks": copied}))
         metrics = tuner_utils.convert_to_metrics_dict(histories, self.oracle.objective)
         metrics["epochs"] = float(np.mean([len(h.epoch) for h in histories]))
         return metrics
@@ -66,6 +69,16 @@ class RegNetTuner(keras_tuner.Tuner):
                 model.load_weights(self._get_checkpoint_fname(hp.values["tuner/trial_id"]))
         return model
 
+    # Keras Tuner rewrites its state file in place, and a kill mid-write
+    # left one that `--resume` could not read. Its state is empty; the
+    # oracle's (written whole) is what a resumed search needs.
+    def save(self):
+        write_json(self._get_tuner_fname(), self.get_state())
+
+    def reload(self):
+        if not self._is_worker():
+            self.oracle.reload()
+
     def pre_create_trial(self):
         if self.max_trials_per_process and self.trials_run >= self.max_trials_per_process:
             raise WorkerRecycle()
@@ -73,6 +86,32 @@ class RegNetTuner(keras_tuner.Tuner):
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
         self.trials_run += 1
+
+
+class SaveBestEpochAtEnd(tuner_utils.SaveBestEpoch):
+    """Keras Tuner's checkpoint of the best epoch, written once per trial.
+
+    The best epoch's weights (and optimizer state, for Hyperband's next
+    round) are kept in memory and written when training ends, instead of
+    at every epoch that improves: each write of a RegNet's several hundred
+    variables takes about a second.
+    """
+
+    def on_train_begin(self, logs=None):
+        self._best = None
+
+    def _save_model(self):
+        self._best = [v.numpy() for v in self._variables()]
+
+    def on_train_end(self, logs=None):
+        if self._best is not None:
+            for variable, value in zip(self._variables(), self._best):
+                variable.assign(value)
+            super()._save_model()
+
+    def _variables(self):
+        optimizer = self.model.optimizer
+        return [*self.model.variables, *(optimizer.variables if optimizer else [])]
 
 
 def build_tuner(hypermodel, tuner="random", *, max_trials=10, max_epochs=None,

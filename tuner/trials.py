@@ -3,16 +3,42 @@
 import csv
 import re
 
-from keras_regnet.design.sampling import PARAM_NAMES
 from keras_regnet.files import atomic_path
 
-# Fixed leading columns; hyperparameters beyond the six and metrics follow.
-DERIVED = ("block", "num_stages", "depths", "widths", "group_widths",
-           "flops", "params", "acts")
-LEADING = ("trial_id", "status", "tuner_id", *PARAM_NAMES, *DERIVED,
-           "score", "error", "epochs", "wall_time_s")
+# Leading columns; the space's hyperparameters follow `space`, then these.
+IDS = ("trial", "trial_id", "status", "tuner_id", "space")
+DERIVED = ("block", "num_stages", "depths", "widths", "bottleneck_ratios",
+           "group_widths", "e_fit", "flops", "params", "acts")
+RESULTS = ("score", "error", "epochs", "wall_time_s")
 TRAILING = ("message",)
-_LISTS = ("depths", "widths", "group_widths")
+_LISTS = ("depths", "widths", "bottleneck_ratios", "group_widths")
+_TEXT = ("trial_id", "status", "tuner_id", "space", "block", "message", *_LISTS)
+
+
+def trial_number(trial_id):
+    """The number people count a trial by: Keras Tuner's id ("00", ...) + 1."""
+    return int(trial_id) + 1 if str(trial_id).isdigit() else trial_id
+
+
+_SHORT = {"depth": "d", "bottleneck_ratio": "b", "group_width": "g"}
+
+
+def config_text(values, derived):
+    """A configuration in a few words: RegNet's six parameters, or an
+    AnyNet's per-stage depths, widths, b and g (one value when shared)."""
+    if "w0" in values:
+        return " ".join(
+            f"{_SHORT.get(name, name)}={values[name]:.3g}" if isinstance(values[name], float)
+            else f"{_SHORT.get(name, name)}={values[name]}"
+            for name in ("depth", "w0", "wa", "wm", "bottleneck_ratio", "group_width"))
+    parts = []
+    for short, key in (("d", "depths"), ("w", "widths"), ("b", "bottleneck_ratios"),
+                       ("g", "group_widths")):
+        items = derived.get(key)
+        if items:
+            shown = items[:1] if len(set(items)) == 1 and short in "bg" else items
+            parts.append(f"{short}={'-'.join(map(str, shown))}")
+    return " ".join(parts)
 
 
 def short_reason(message):
@@ -30,7 +56,8 @@ def trial_record(trial, derived, extra):
         extra: dict with `tuner_id` and `wall_time_s` recorded by the oracle.
     """
     values = dict(trial.hyperparameters.values)
-    row = {"trial_id": trial.trial_id, "status": trial.status,
+    row = {"trial": trial_number(trial.trial_id), "trial_id": trial.trial_id,
+           "status": trial.status,
            "tuner_id": extra.get("tuner_id", ""),
            "wall_time_s": round(extra["wall_time_s"], 2) if "wall_time_s" in extra else "",
            "message": short_reason(trial.message)}
@@ -53,11 +80,14 @@ def trial_record(trial, derived, extra):
     return row
 
 
-def write_trials_csv(path, rows):
-    """Writes rows atomically (temporary file in the same folder, then rename)."""
-    seen = [k for row in rows for k in row]
-    middle = sorted(set(seen) - set(LEADING) - set(TRAILING))
-    fields = [*LEADING, *middle, *TRAILING]
+def write_trials_csv(path, rows, param_names=()):
+    """Writes rows atomically; `param_names` (the space's hyperparameters)
+    come first after the ids, the other metrics before the message."""
+    seen = dict.fromkeys(k for row in rows for k in row)
+    leading = [*IDS, *param_names, *(k for k in ("learning_rate", "weight_decay")
+                                     if k in seen), *DERIVED, *RESULTS]
+    middle = sorted(set(seen) - set(leading) - set(TRAILING))
+    fields = [*leading, *middle, *TRAILING]
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=fields, restval="")
         writer.writeheader()
@@ -70,8 +100,7 @@ def read_trials_csv(path):
         rows = list(csv.DictReader(f))
     for row in rows:
         for key, value in row.items():
-            if key in ("trial_id", "status", "tuner_id", "block", "message",
-                       *_LISTS) or value == "":
+            if key in _TEXT or value == "":
                 continue
             row[key] = _number(value)
     return rows

@@ -115,12 +115,26 @@ def complexity(spec, input_size=224, classes=1000, channels=3):
     h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
     cx = _Counter(h, w)
     stem(cx, spec, channels)
-    for _, _, w_in, w_out, stride, b, g in spec.blocks():
-        if spec.block_type in ("x", "y"):
-            x_block(cx, w_in, w_out, stride, b, g, spec.se_ratio)
-        elif spec.block_type == "res_basic":
-            res_basic_block(cx, w_in, w_out, stride)
-        else:
-            vanilla_block(cx, w_in, w_out, stride)
+    w_in = spec.stem_width
+    for d, w_out, stride, b, g in zip(spec.depths, spec.widths, spec.strides,
+                                      spec.bottleneck_ratios, spec.group_widths):
+        _block(cx, spec, w_in, w_out, stride, b, g)
+        if d > 1:
+            # The stage's other blocks are alike: count one, add the rest.
+            before = cx.flops, cx.params, cx.acts
+            _block(cx, spec, w_out, w_out, 1, b, g)
+            cx.flops, cx.params, cx.acts = (
+                now + (now - was) * (d - 2)
+                for now, was in zip((cx.flops, cx.params, cx.acts), before))
+        w_in = w_out
     head(cx, spec.widths[-1], spec.head_width, classes)
     return {"flops": cx.flops, "params": cx.params, "acts": cx.acts}
+
+
+def _block(cx, spec, w_in, w_out, stride, b, g):
+    if spec.block_type in ("x", "y"):
+        x_block(cx, w_in, w_out, stride, b, g, spec.se_ratio)
+    elif spec.block_type == "res_basic":
+        res_basic_block(cx, w_in, w_out, stride)
+    else:
+        vanilla_block(cx, w_in, w_out, stride)

@@ -273,7 +273,9 @@ class DesignSpace:
     def _check(self, values):
         """`(reason, complexity)`: why a configuration does not fit (`None`
         when it fits) and its complexity if it was counted."""
-        for hp in self.hyperparameters():
+        if getattr(self, "_declared", None) is None:
+            self._declared = self.hyperparameters()  # the ranges never change
+        for hp in self._declared:
             if hp.name not in values:
                 return f"`{hp.name}` is missing", None
             if not hp.contains(values[hp.name]):

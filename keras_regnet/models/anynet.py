@@ -7,8 +7,9 @@ from keras import layers
 from keras.src.applications import imagenet_utils
 
 from keras_regnet import weights as weights_lib
-from keras_regnet.design.spec import AnyNetSpec
+from keras_regnet.design.spec import AnyNetSpec, bottleneck_width
 from keras_regnet.models import blocks
+from keras_regnet.models.layers import native_grouped_conv_ok
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -70,6 +71,17 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
             imagenet_utils.validate_activation(classifier_activation, weights)
     plan = weights_lib.resolve(weights, model_name=model_name,
                                include_top=include_top, classes=classes)
+    if include_top and plan.kind == "imagenet" and input_shape is not None:
+        # As keras.applications: the pretrained top was trained at 224x224.
+        size = ((224, 224, 3) if keras.config.image_data_format() == "channels_last"
+                else (3, 224, 224))
+        if tuple(input_shape) != size:
+            raise ValueError(
+                f"Invalid `input_shape`: {input_shape}. With include_top=True "
+                f"and weights='imagenet' the input must be {size}, the "
+                "224x224 RGB images the ImageNet top was trained on; pass "
+                f"input_shape=None or {size}, or include_top=False for other "
+                "sizes.")
     stride = (2 if spec.stem_type == "imagenet" else 1) * 2 ** sum(
         s == 2 for s in spec.strides)
     if input_tensor is not None and input_shape is None:
@@ -80,6 +92,10 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
                                bn_epsilon=bn_epsilon,
                                zero_init_last_bn=zero_init_last_bn)
 
+    if keras.backend.backend() == "tensorflow" and _has_grouped_convs(spec):
+        # Decides the grouped-conv path now, so that a slow one is reported
+        # when the model is built rather than when it first runs.
+        native_grouped_conv_ok()
     if input_tensor is None:
         inputs = layers.Input(shape=input_shape)
     elif not keras.utils.is_keras_tensor(input_tensor):
@@ -112,6 +128,12 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
     model = keras.Model(inputs, x, name=name)
     plan.load(model)
     return model
+
+
+def _has_grouped_convs(spec):
+    return spec.block_type in ("x", "y") and any(
+        g < bottleneck_width(w, b) for w, b, g in
+        zip(spec.widths, spec.bottleneck_ratios, spec.group_widths))
 
 
 def AnyNet(spec=None, *, include_top=True, weights=None, input_tensor=None,

@@ -1,6 +1,8 @@
 """Layers that Keras does not provide in the form RegNet needs."""
 
 import concurrent.futures
+import os
+import warnings
 
 import keras
 import numpy as np
@@ -24,12 +26,58 @@ def native_grouped_conv_ok():
     """Whether TensorFlow's own grouped conv (and its gradient) is correct here.
 
     Keras sends every grouped convolution on the TensorFlow backend through
-    an XLA-compiled function, because TensorFlow's CPU kernel is broken
-    without oneDNN. With oneDNN (TensorFlow's default on x86) or on a GPU
-    the plain op is correct and 36-57x faster to train. Decided once per
-    process by comparing one small grouped conv against Keras' own path.
+    an XLA-compiled function, because TensorFlow's CPU kernel has no
+    grouped gradient without oneDNN. With oneDNN or on a GPU the plain op
+    is correct and 36-57x faster to train. Decided once per process by
+    comparing one small grouped conv against Keras' own path; the first
+    time it is False on TensorFlow, a warning says what it costs and how to
+    turn oneDNN on.
     """
-    return _probe(_compare_with_keras_conv)
+    ok = _probe(_compare_with_keras_conv)
+    if not ok and not _WARNED and keras.backend.backend() == "tensorflow":
+        _WARNED.append(True)
+        warnings.warn(slow_path_message(), stacklevel=3)
+    return ok
+
+
+_WARNED = []
+
+
+def onednn_enabled():
+    """Whether TensorFlow runs its CPU ops with oneDNN in this process."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return False
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def slow_path_message():
+    """Why grouped convolutions are not native here, what it costs, the fix."""
+    setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    cause = (f"TF_ENABLE_ONEDNN_OPTS={setting}" if setting is not None else
+             "TensorFlow was imported before keras_regnet, and it turns oneDNN "
+             "on by itself only on CPUs with AVX-512 VNNI/BF16 or AMX")
+    return (f"keras_regnet: TensorFlow runs without oneDNN here ({cause}), so "
+            "its grouped convolutions have no gradient on this CPU. RegNets "
+            "compute them from depthwise and per-group convolutions instead "
+            "(the same results), which trains about 2x slower than with "
+            "oneDNN. For full speed set TF_ENABLE_ONEDNN_OPTS=1 before "
+            "TensorFlow is imported, or import keras_regnet before keras and "
+            "tensorflow.")
+
+
+def grouped_conv_path():
+    """How `NativeConv2D` computes grouped convolutions in this process.
+
+    Returns:
+        `"native"` (TensorFlow's own op: oneDNN on a CPU, or a GPU),
+        `"portable"` (`grouped_conv`: TensorFlow on a CPU without oneDNN)
+        or `"keras"` (the JAX and torch backends: Keras' own conv).
+    """
+    if keras.backend.backend() != "tensorflow":
+        return "keras"
+    return "native" if native_grouped_conv_ok() else "portable"
 
 
 def native_bf16_batch_norm_ok():
@@ -123,18 +171,57 @@ class NativeConv2D(keras.layers.Conv2D):
 
     def convolution_op(self, inputs, kernel):
         if (self.groups == 1 or self.data_format != "channels_last"
-                or not native_grouped_conv_ok()):
+                or self.dilation_rate != (1, 1)
+                or keras.backend.backend() != "tensorflow"):
             return super().convolution_op(inputs, kernel)
         import tensorflow as tf
 
-        return tf.nn.convolution(
-            inputs,
-            kernel,
-            strides=list(self.strides),
-            padding=self.padding.upper(),
-            dilations=list(self.dilation_rate),
-            data_format="NHWC",
-        )
+        padding = self.padding.upper()
+        if native_grouped_conv_ok():
+            return tf.nn.convolution(inputs, kernel, strides=list(self.strides),
+                                     padding=padding, data_format="NHWC")
+        return grouped_conv(inputs, kernel, self.strides, padding, self.groups)
+
+
+def grouped_conv(inputs, kernel, strides, padding, groups):
+    """A grouped NHWC convolution from TensorFlow ops with fast CPU kernels
+    and gradients without oneDNN.
+
+    Without oneDNN `tf.nn.convolution` has no grouped gradient on a CPU and
+    Keras runs grouped convolutions through XLA, 10-100x slower to train.
+    Here narrow groups (at most 4 input channels) are one depthwise
+    convolution whose products are summed per group, wider ones one
+    convolution per group (`python bench/grouped_conv.py` measures both
+    against Keras' path and oneDNN's).
+
+    Args:
+        inputs: `(N, H, W, C_in)` tensor.
+        kernel: `(kh, kw, C_in // groups, C_out)` tensor.
+        strides: `(sh, sw)`.
+        padding: `"SAME"` or `"VALID"`.
+        groups: number of groups.
+    """
+    import tensorflow as tf
+
+    kh, kw, g_in, c_out = kernel.shape
+    g_out = c_out // groups
+    strides = [1, *strides, 1]
+    if g_in > 4:
+        return tf.concat([tf.nn.conv2d(x, k, strides, padding) for x, k in zip(
+            tf.split(inputs, groups, axis=-1), tf.split(kernel, groups, axis=-1))],
+            axis=-1)
+    # kernel[..., a, i * g_out + j] joins input a to output j of group i. A
+    # depthwise kernel with multiplier g_out gives output (i * g_in + a) *
+    # g_out + j: input a's share of that output, to be summed over a.
+    depthwise = tf.reshape(
+        tf.transpose(tf.reshape(kernel, (kh, kw, g_in, groups, g_out)), (0, 1, 3, 2, 4)),
+        (kh, kw, groups * g_in, g_out))
+    y = tf.nn.depthwise_conv2d(inputs, depthwise, strides, padding)
+    if g_in == 1:
+        return y
+    shape = tf.shape(y)
+    y = tf.reshape(y, tf.concat([shape[:3], [groups, g_in, g_out]], 0))
+    return tf.reshape(tf.reduce_sum(y, axis=4), tf.concat([shape[:3], [c_out]], 0))
 
 
 # Models saved by keras_regnet 0.1.0 name the layer by its former name.

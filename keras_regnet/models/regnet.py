@@ -15,7 +15,10 @@ _COMMON_ARGS = """
         input_tensor: optional Keras tensor to use as the model's input.
         input_shape: optional shape tuple; height and width >= 32 with the
             ImageNet stem. Defaults to `(224, 224, 3)` with the top,
-            `(None, None, 3)` without.
+            `(None, None, 3)` without. With `include_top=True` and
+            `weights="imagenet"` it must be `(224, 224, 3)`, the size the
+            ImageNet top was trained at (`ValueError` otherwise, as in
+            `keras.applications`); use `include_top=False` for other sizes.
         pooling: with `include_top=False`, `None` (4D output of the last
             stage), `"avg"` or `"max"` global pooling.
         classes: number of classes, with `include_top=True` and no

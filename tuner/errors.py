@@ -1,0 +1,9 @@
+"""Exceptions of the search, importable without Keras or TensorFlow."""
+
+
+class SearchStopped(RuntimeError):
+    """Raised when the oracle stopped the search (repeated failed trials)."""
+
+
+class WorkerRecycle(Exception):
+    """Raised in a worker process that has run its share of trials."""
