@@ -1,8 +1,13 @@
+import re
+
 from setuptools import find_packages, setup
+
+VERSION = re.search(r'__version__ = "([^"]+)"',
+                    open("keras_regnet/__init__.py", encoding="utf-8").read()).group(1)
 
 setup(
     name="keras-regnet",
-    version="0.1.0",
+    version=VERSION,
     description="RegNetX/Y for Keras 3 and a Keras Tuner search of the RegNet design space",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

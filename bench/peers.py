@@ -186,8 +186,8 @@ def pycls_model(spec, images, labels, bf16=False):
 
 # ------------------------------------------------------------- matmul peak
 
-def matmul_peak(repeats=5):
-    """Best fp32 and bf16 matmul throughput (FLOP/s, 2 per multiply-add).
+def matmul_peak(repeats=5, dtypes=("fp32", "bf16")):
+    """Best matmul throughput per dtype (FLOP/s, 2 per multiply-add).
 
     Square matmuls of a few sizes in TensorFlow and in torch, best of
     `repeats` each; the fastest is taken as the machine's peak for that
@@ -209,7 +209,7 @@ def matmul_peak(repeats=5):
 
     matmul = tf.function(lambda m: tf.matmul(m, m)[0, 0])
     peaks = {}
-    for dtype in ("fp32", "bf16"):
+    for dtype in dtypes:
         rates = {"tensorflow": 0.0, "torch": 0.0}
         for n in (1024, 2048, 4096):
             flops = 2 * n ** 3

@@ -36,7 +36,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 
@@ -44,6 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import keras_regnet  # noqa: E402,F401 - before TensorFlow: oneDNN on, as users get
 import peers  # noqa: E402
 
 DEFAULT_MODELS = ("RegNetX002", "RegNetY016", "RegNetX032")
@@ -86,27 +86,30 @@ def parse_args(argv=None):
 
 
 def machine():
-    model = platform.processor()
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        fields = dict(line.split(":", 1) for line in lscpu.splitlines()
-                      if ":" in line)
-        model = fields.get("Model name", model).strip()
-        flags = fields.get("Flags", "").split()
-        isa = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-        model += f" ({', '.join(isa)})" if isa else ""
-    except OSError:
-        pass
     import tensorflow as tf
     import torch
-    return {"cpu": model, "cores": os.cpu_count(),
+
+    from keras_regnet import runtime
+
+    name, isa = runtime.cpu_model()
+    rt = runtime.describe()
+    return {"cpu": name, "isa": isa, "cores": os.cpu_count(),
+            "onednn": rt["onednn"], "grouped_conv": rt["grouped_conv"],
+            "native_bf16": native_bf16(isa),
             "python": platform.python_version(), "tensorflow": tf.__version__,
             "torch": torch.__version__,
             "keras": __import__("keras").__version__}
 
 
-def contestants(name, images, labels, args):
-    """(contestant, dtype, Runner) for model `name`; those that fail are noted."""
+def native_bf16(isa):
+    """Whether the CPU computes bfloat16 natively (AVX512_BF16 or AMX);
+    elsewhere bf16 matmuls are emulated, slower than fp32 by far."""
+    return bool({"avx512_bf16", "amx_bf16"} & set(isa))
+
+
+def contestants(name, images, labels, args, bf16=True):
+    """(contestant, dtype, Runner) for model `name`; those that fail are noted.
+    Without `bf16`, the bfloat16 ones are left out."""
     from keras_regnet.design import zoo_spec
     spec = zoo_spec(name)
     builders = [
@@ -137,6 +140,8 @@ def contestants(name, images, labels, args):
         ]
     built = []
     for contestant, dtype, build in builders:
+        if dtype == "bf16" and not bf16:
+            continue
         try:
             built.append((contestant, dtype, build()))
         except (ImportError, AttributeError) as error:
@@ -151,13 +156,13 @@ def timed(step, iterations):
     return time.perf_counter() - start
 
 
-def bench_model(name, args):
+def bench_model(name, args, bf16=True):
     import keras
     import tf_keras
     images, labels = peers.random_batch()
     print(f"{name}: building", flush=True)
     cases = []
-    for contestant, dtype, runner in contestants(name, images, labels, args):
+    for contestant, dtype, runner in contestants(name, images, labels, args, bf16):
         for mode in ("infer", "train"):
             step = getattr(runner, mode)
             if step is None:
@@ -304,8 +309,9 @@ def tables(results):
     return "\n".join(lines)
 
 
-def measure_peaks(args):
-    peaks = peers.matmul_peak(3 if args.quick else 7)
+def measure_peaks(args, bf16=True):
+    peaks = peers.matmul_peak(3 if args.quick else 7,
+                              dtypes=("fp32", "bf16") if bf16 else ("fp32",))
     for dtype, peak in peaks.items():
         print(f"{dtype} matmul: " + ", ".join(
             f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peak.items()), flush=True)
@@ -325,29 +331,40 @@ def main(argv=None):
     if results["load_before"] > 0.5:
         print(f"warning: load average {results['load_before']:.1f}; other "
               "processes will distort the timings", flush=True)
-    results["peaks"] = measure_peaks(args)
+    bf16 = results["machine"]["native_bf16"]
+    if not bf16:
+        print("bf16: skipped, this CPU has no native bfloat16 (AVX512_BF16 or "
+              "AMX); TensorFlow would emulate it, far slower than fp32", flush=True)
+    results["peaks"] = measure_peaks(args, bf16)
     results["flops"] = {name: complexity(name)["flops"] for name in args.models}
     results["cases"], results["agreement"] = [], {}
     for name in args.models:
-        results["cases"] += bench_model(name, args)
+        results["cases"] += bench_model(name, args, bf16)
+        if not bf16:
+            continue
         try:
             results["agreement"][name] = bf16_agreement(name)
         except (ImportError, AttributeError) as error:
             print(f"  skipped bf16 agreement: {error!r}")
     # Peaks measured under load would flatter the fractions: keep the best.
-    for dtype, peak in measure_peaks(args).items():
+    for dtype, peak in measure_peaks(args, bf16).items():
         for key, value in peak.items():
             results["peaks"][dtype][key] = max(results["peaks"][dtype][key], value)
     results["load_after"] = os.getloadavg()[0]
     results["seconds"] = time.perf_counter() - start
     text = tables(results)
     m = results["machine"]
-    header = (f"Machine: {m['cpu']}, {m['cores']} cores; TensorFlow {m['tensorflow']}, "
-              f"Keras {m['keras']}, torch {m['torch']}. Matmul peak: fp32 "
-              f"{results['peaks']['fp32']['peak'] / 1e9:.0f} GFLOP/s, bf16 "
-              f"{results['peaks']['bf16']['peak'] / 1e9:.0f} GFLOP/s. "
-              f"{args.runs} runs, load average {results['load_before']:.1f} before, "
-              f"{results['load_after']:.1f} after; {results['seconds'] / 60:.1f} min.")
+    peaks = ", ".join(f"{dtype} {p['peak'] / 1e9:.0f} GFLOP/s"
+                      for dtype, p in results["peaks"].items())
+    header = (f"Machine: {m['cpu']} ({', '.join(m['isa']) or 'no AVX2'}), "
+              f"{m['cores']} cores; oneDNN {'on' if m['onednn'] else 'off'}, "
+              f"grouped convolutions {m['grouped_conv']}; TensorFlow "
+              f"{m['tensorflow']}, Keras {m['keras']}, torch {m['torch']}. "
+              f"Matmul peak: {peaks}"
+              + ("" if bf16 else " (bf16 skipped: no native bfloat16 on this CPU)")
+              + f". {args.runs} runs, load average {results['load_before']:.1f} "
+              f"before, {results['load_after']:.1f} after; "
+              f"{results['seconds'] / 60:.1f} min.")
     agreement = "\n".join(
         f"{name}: top-1 agreement with fp32 on {a['images']} random images "
         f"({a['fp32_classes']} distinct fp32 classes): mixed_bfloat16 "
@@ -355,7 +372,7 @@ def main(argv=None):
         f"{100 * a['mixed_bfloat16 logit error']:.1f}% of max logit), bf16 export "
         f"{100 * a['export bf16']:.0f}% ({100 * a['export bf16 logit error']:.1f}%)"
         for name, a in results["agreement"].items())
-    report = f"{header}\n\n{text}\n\n{agreement}\n"
+    report = "\n\n".join(filter(None, (header, text, agreement))) + "\n"
     print("\n" + report)
     for path, content in ((args.json, json.dumps(results, indent=1)),
                           (args.markdown, report)):

@@ -14,30 +14,13 @@ preprocesses its own input, as its weights expect: pass plain RGB pixels in
 [0, 255].
 """
 
-import argparse
-import os
 import sys
 
 import numpy as np
 from PIL import Image
 
 import keras_regnet  # before Keras: it sets TensorFlow's CPU options
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit code 2, no usage dump
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def weights_arg(value):
-    """`none` -> None; `imagenet` or an existing file as given."""
-    if value.lower() == "none":
-        return None
-    if value != "imagenet" and not os.path.isfile(value):
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a file; expected 'imagenet', 'none' or the "
-            "path to a weights file")
-    return value
+from _cli import Parser, add_model_and_weights
 
 
 def demo_image(size=256):
@@ -75,12 +58,7 @@ def main():
     source.add_argument("image", nargs="?", help="image file (JPEG, PNG, ...)")
     source.add_argument("--demo", action="store_true",
                         help="classify a generated test pattern instead")
-    parser.add_argument("--model", default="RegNetY016", metavar="NAME",
-                        choices=keras_regnet.MODEL_NAMES,
-                        help="a published RegNet (default RegNetY016)")
-    parser.add_argument("--weights", default="imagenet", type=weights_arg,
-                        help="'imagenet' (default), 'none' (random) or the "
-                        "path to a weights file")
+    add_model_and_weights(parser, "RegNetY016")
     parser.add_argument("--size", type=int, default=224,
                         help="input size (224 with the ImageNet weights)")
     args = parser.parse_args()

@@ -16,6 +16,7 @@ import argparse
 import os
 
 import keras_regnet  # before Keras: it sets TensorFlow's CPU options
+from _cli import Parser
 
 # As `python -m tuner` does: TensorFlow 2.21's oneDNN AVX-512 kernels crash
 # (SIGSEGV) while training some small RegNets on CPU; its AVX2 kernels do not.
@@ -47,11 +48,6 @@ MODELS = {
     # d2l's bot_mul=2 widens the bottleneck: bottleneck ratio b = 1/2.
     "vionet_b": lambda: d2l_anynet(bottleneck_ratios=(1, 0.5)),
 }
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit code 2, no usage dump
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def model_names(value):

@@ -13,28 +13,11 @@ reach well above chance, though below the pretrained backbone. About 30 s on
 2 CPU cores.
 """
 
-import argparse
-import os
 
 import keras_regnet  # before Keras: it sets TensorFlow's CPU options
+from _cli import Parser, add_model_and_weights
 
 SIZE = 64
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit code 2, no usage dump
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def weights_arg(value):
-    """`none` -> None; `imagenet` or an existing file as given."""
-    if value.lower() == "none":
-        return None
-    if value != "imagenet" and not os.path.isfile(value):
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a file; expected 'imagenet', 'none' or the "
-            "path to a weights file")
-    return value
 
 
 def digits():
@@ -55,12 +38,7 @@ def digits():
 
 def main():
     parser = Parser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="RegNetX002", metavar="NAME",
-                        choices=keras_regnet.MODEL_NAMES,
-                        help="a published RegNet, e.g. RegNetY016")
-    parser.add_argument("--weights", default="imagenet", type=weights_arg,
-                        help="'imagenet' (default), 'none' (random) or the "
-                        "path to a weights file")
+    add_model_and_weights(parser, "RegNetX002")
     parser.add_argument("--epochs", type=int, default=20,
                         help="epochs of head training (default 20)")
     args = parser.parse_args()

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Before anything imports TensorFlow, as a user's program does: on CPUs where
@@ -90,3 +91,13 @@ def dataset_arrays(ds):
 def cpu_flags():
     with open("/proc/cpuinfo", encoding="utf-8") as f:
         return set(f.read().split())
+
+
+@pytest.fixture
+def nothing_built(monkeypatch):
+    """Fails the test if a model starts being built."""
+    from keras_regnet.models import blocks  # not loaded yet in a lone test
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a model was built before the input was checked")
+    monkeypatch.setattr(blocks, "stem", fail)

@@ -137,6 +137,23 @@ def test_normalization_weights_hand_computed():
     np.testing.assert_allclose(wb, [1 / 4, 1 / 4, 1 / 2, 0])
 
 
+def test_automatic_bins_get_coarser_until_one_holds_every_run():
+    a = [1, 1.1, 1.2, 1.3, 1.4, 1.5, 16]
+    b = [0.5, 3, 3.5, 4.5, 5, 5.5, 6, 6.2, 20]
+    # Shared range 1-16 holds 7 models of each: round(sqrt(7)) = 3 bins
+    # (edges 2.52, 6.35), but a fills only the first and last, b the middle.
+    # Two bins (edge 4) are the finest with a bin of both.
+    wa, wb = analysis.normalization_weights([a, b])
+    np.testing.assert_allclose(wa, [1 / 12] * 6 + [1 / 2])
+    np.testing.assert_allclose(wb, [0, 1 / 4, 1 / 4] + [1 / 10] * 5 + [0])
+    # Bins the caller fixes stay as given.
+    with pytest.raises(ValueError, match="no one of the 3 log-flops bins of the shared range 1-16"):
+        analysis.normalization_weights([a, b], bins=3)
+    # b has no model in a's range 1-16: no bin can hold both.
+    with pytest.raises(ValueError, match=r"some run has no model in the flops range all runs share \(1-16\)"):
+        analysis.normalization_weights([[1, 16], [0.5, 20]])
+
+
 def test_normalization_equalises_the_flops_distributions():
     # Two runs with very different log-flops densities on the same range get
     # the same weighted histogram.

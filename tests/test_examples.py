@@ -86,6 +86,10 @@ def top5_lines(lines):
     ("d2l_anynet.py", ["--models", "regnetx32,vionet_z"],
      "unknown model(s) ['vionet_z']"),
     ("d2l_anynet.py", ["--image-size", "16"], "--image-size: 16 is not >= 32"),
+    ("design_spaces.py", ["--spaces", "anynetx_a,anynetx_z"],
+     "Invalid `--spaces`: 'anynetx_z'. Expected names from regnet, anynetx_a"),
+    ("design_spaces.py", ["--models", "0"], "Invalid `--models`: 0"),
+    ("design_spaces.py", ["--out", "/"], "Invalid `--out`: '/' exists"),
 ])
 def test_bad_input_is_one_line_and_exit_2(script, args, words, tmp_path):
     proc = run_example(script, *args, tmp_path=tmp_path, timeout=60)

@@ -89,29 +89,26 @@ def test_configuration_that_crashes_onednn_avx512_trains(tmp_path):
     assert [r["status"] for r in _rows(out)] == ["COMPLETED"]
 
 
-@pytest.mark.parametrize("args, match", [
-    (["--dataset", "no_such_dataset_xyz"], "`dataset`.*no such TensorFlow Datasets name"),
-    (["--dataset", "EMPTY"], "`dataset`.*found 0 class folder"),
-    (["--depth", "20-12"], "`depth`.*lo <= hi"),
-    (["--wm", "1.2-2"], "`wm`.*paper's limits"),
-    (["--group-width", "3"], "`group_width`"),
-    (["--flops", "1-2"], r"budget flops=\(1, 2\)"),
-    (["--flops", "400M-200M"], "`flops`.*lo <= hi"),
-    (["--out", "FULL"], "`--out`.*holds no search"),
-    (["--resume"], "`--resume`.*holds no search to resume"),
-])
-def test_bad_input_fails_before_training(tmp_path, capsys, args, match):
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "full").mkdir()
-    (tmp_path / "full" / "notes.txt").write_text("something else")
-    args = [str(tmp_path / a.lower()) if a in ("EMPTY", "FULL") else a for a in args]
-    if "--out" not in args:
-        args += ["--out", str(tmp_path / "new")]
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["search", *args])
-    assert exit_info.value.code == 2
-    assert re.search(match, capsys.readouterr().err)
-    assert not (tmp_path / "new").exists()
+def test_search_on_the_torch_backend(tmp_path):
+    """Keras' torch backend: the header names it, TensorFlow's start-up lines
+    stay hidden although the data pipeline loads it, and the best model is
+    saved as a .keras file (Keras cannot export these models to a SavedModel
+    through torch.export)."""
+    pytest.importorskip("torch")
+    out = str(tmp_path / "run")
+    env = dict(os.environ, PYTHONPATH=REPO, KERAS_BACKEND="torch")
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tuner", "search", "--max-trials", "1", "--epochs", "1",
+         "--out", out, "--verbose", "0", *TINY[:-2]],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stderr == "", proc.stderr
+    assert re.search(r"^  Keras \S+ on torch \S+, CPU ", proc.stdout, re.M), proc.stdout
+    assert "no SavedModel on the torch backend" in proc.stdout
+    assert [r["status"] for r in _rows(out)] == ["COMPLETED"]
+    assert os.path.isfile(os.path.join(out, cli.BEST_KERAS))
+    assert not os.path.exists(os.path.join(out, cli.BEST_SAVEDMODEL))
 
 
 def _wait_for(predicate, proc, timeout=240):
@@ -137,6 +134,10 @@ def test_kill_and_resume_keeps_completed_trials(tmp_path, capsys):
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     before = {r["trial_id"]: r for r in _completed(out)}
+    # Keras Tuner rewrites its tuner0.json in place: a kill can cut it short.
+    state = os.path.join(out, "kt_project", "tuner0.json")
+    with open(state, "r+") as f:
+        f.truncate(len(f.read()) // 2)
 
     log = _run(*args, "--resume")
     rows = _rows(out)

@@ -130,7 +130,8 @@ def normalization_weights(flops, bins=None):
     Args:
         flops: one sequence of model flops (> 0) per run.
         bins: number of bins; default `round(sqrt(m))` clipped to 1-10,
-            where `m` is the fewest models a run has in the shared range.
+            where `m` is the fewest models a run has in the shared range,
+            made coarser until some bin holds models of every run.
 
     Returns:
         One array of weights per run, each summing to 1.
@@ -149,18 +150,32 @@ def normalization_weights(flops, bins=None):
             f"Invalid `flops`: the runs' flops ranges do not overlap (the "
             f"largest minimum {math.exp(lo):.4g} exceeds the smallest maximum "
             f"{math.exp(hi):.4g}). Expected runs with a common flops range.")
-    if bins is None:
+    auto = bins is None
+    if auto:
         fewest = min(np.count_nonzero((x >= lo) & (x <= hi)) for x in logs)
         bins = int(np.clip(round(math.sqrt(fewest)), 1, 10))
     if not (isinstance(bins, (int, np.integer)) and bins >= 1):
         raise ValueError(f"Invalid `bins`: {bins!r}. Expected an integer >= 1.")
-    index = []
-    for x in logs:
-        i = np.floor((x - lo) / (hi - lo) * bins) if hi > lo else np.zeros_like(x)
-        i = np.minimum(i, bins - 1).astype(int)
-        index.append(np.where((x >= lo) & (x <= hi), i, -1))
-    counts = np.array([np.bincount(i[i >= 0], minlength=bins) for i in index])
-    shared = np.all(counts > 0, axis=0)
+    while True:
+        index = []
+        for x in logs:
+            i = np.floor((x - lo) / (hi - lo) * bins) if hi > lo else np.zeros_like(x)
+            i = np.minimum(i, bins - 1).astype(int)
+            index.append(np.where((x >= lo) & (x <= hi), i, -1))
+        counts = np.array([np.bincount(i[i >= 0], minlength=bins) for i in index])
+        shared = np.all(counts > 0, axis=0)
+        if shared.any() or not auto or bins == 1:
+            break
+        bins -= 1  # automatic bins: coarser until some bin holds every run
+    if not shared.any():
+        span = f"{math.exp(lo):.4g}-{math.exp(hi):.4g}"
+        raise ValueError(
+            f"Invalid `flops`: some run has no model in the flops range all "
+            f"runs share ({span}). Expected runs with models of similar flops."
+            if bins == 1 else
+            f"Invalid `flops`: no one of the {bins} log-flops bins of the "
+            f"shared range {span} holds a model of every run. Expected fewer "
+            "`bins` or runs with models of similar flops.")
     weights = []
     for i, c in zip(index, counts):
         w = np.zeros(len(i))
@@ -200,6 +215,17 @@ def run_edfs(runs, edf="error", bins=None):
             w[:] = 0
             w[k] = nw
     return out
+
+
+def comparable_edf(runs, edf="normalized"):
+    """`(edf, note)`: `edf`, or `"error"` and the reason when the runs'
+    flops ranges cannot be normalised (`normalization_weights`)."""
+    if edf == "normalized":
+        try:
+            run_edfs(runs, edf)
+        except ValueError as e:
+            return "error", f"{e} Comparing the plain error EDFs instead."
+    return edf, None
 
 
 def ks_statistic(a, b, weights_a=None, weights_b=None):
@@ -427,14 +453,8 @@ def plot_params(rows, path, label=""):
                    zorder=3, label=_best_label(done[best]))
         _param_axis(ax, name, x)
         ax.set_ylabel("error (%)")
-    fig.suptitle(f"{label}: error against each parameter, {len(done)} completed "
-                 f"of {len(rows)} trials", fontsize=11)
-    if params:
-        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center",
-                   ncol=2, fontsize=9)
-    else:
-        _no_data(axes[0], "no completed trials with varying parameters")
-    _save(fig, path)
+    _save_grid(fig, axes, params, path, f"{label}: error against each parameter, "
+               f"{len(done)} completed of {len(rows)} trials", 9)
 
 
 def plot_trends(rows, path, label="", samples=BOOTSTRAP_SAMPLES,
@@ -465,15 +485,9 @@ def plot_trends(rows, path, label="", samples=BOOTSTRAP_SAMPLES,
                      f"no trend: fewer than {_MIN_GROUP} trials per group", fontsize=8)
         _param_axis(ax, name, x)
         ax.set_ylabel("error (%)")
-    fig.suptitle(f"{label}: best error against each parameter, {len(done)} "
-                 f"completed of {len(rows)} trials, {samples} bootstrap "
-                 "resamples", fontsize=11)
-    if params:
-        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center",
-                   ncol=2, fontsize=8)
-    else:
-        _no_data(axes[0], "no completed trials with varying parameters")
-    _save(fig, path)
+    _save_grid(fig, axes, params, path, f"{label}: best error against each "
+               f"parameter, {len(done)} completed of {len(rows)} trials, {samples} "
+               "bootstrap resamples", 8)
 
 
 def plot_block_widths(rows, path, label="", top=5):
@@ -752,6 +766,17 @@ def _log_ticks(axis, set_scale, values, base, at_values=False):
     axis.set_major_locator(ticker.FixedLocator(ticks))
     axis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
     axis.set_minor_locator(ticker.NullLocator())
+
+
+def _save_grid(fig, axes, params, path, title, legend_size):
+    """Title, one legend for the panels of `_grid` (from the first), save."""
+    fig.suptitle(title, fontsize=11)
+    if params:
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center",
+                   ncol=2, fontsize=legend_size)
+    else:
+        _no_data(axes[0], "no completed trials with varying parameters")
+    _save(fig, path)
 
 
 def _no_data(ax, text="no completed trials"):

@@ -17,12 +17,13 @@ import threading
 import time
 import warnings
 
-from keras_regnet.design.sampling import PAPER_RANGES, format_count
+from keras_regnet.design.sampling import format_count
 from keras_regnet.design.spaces import SPACE_NAMES
 from keras_regnet.files import atomic_path, check_target, write_json
 from tuner.errors import SearchStopped
 
 SEARCH_JSON = "search.json"
+SIGNALS = {signal.SIGINT, signal.SIGTERM}
 PROJECT = "kt_project"
 BEST_KERAS = "best_model.keras"
 BEST_SAVEDMODEL = "best_savedmodel"
@@ -49,7 +50,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _number(text, name, integer=False):
-    m = re.fullmatch(r"\s*([0-9.]+(?:e[-+]?[0-9]+)?)\s*([kKmMgG]?)\s*", str(text))
+    m = re.fullmatch(r"\s*([-+]?[0-9.]+(?:e[-+]?[0-9]+)?)\s*([kKmMgG]?)\s*", str(text))
     try:
         value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
     except (AttributeError, ValueError):
@@ -213,6 +214,15 @@ def search_config(args):
     def listify(v):
         return list(v) if isinstance(v, tuple) else v
 
+    def optimizer_value(text, name, zero):
+        value = parse_range(text, name)
+        lo, hi = value if isinstance(value, tuple) else (value, value)
+        if lo is None or hi is None or not (lo <= hi and (lo > 0 or zero and hi == 0)):
+            raise ValueError(
+                f"Invalid `--{name}`: {text!r}. Expected a number > 0"
+                f"{' (or 0)' if zero else ''} or a range LO-HI with 0 < LO <= HI.")
+        return listify(value)
+
     given = [f for f in REGNET_FLAGS if getattr(args, f) is not None]
     if args.space != "regnet" and given:
         flag = given[0].replace("_", "-")
@@ -230,8 +240,8 @@ def search_config(args):
         "space": args.space, "dataset": args.dataset, "image_size": image_size,
         "block": args.block.upper(),
         "flops": budget(args.flops, "flops"), "params": budget(args.params, "params"),
-        "learning_rate": listify(parse_range(args.learning_rate, "learning-rate")),
-        "weight_decay": listify(parse_range(args.weight_decay, "weight-decay")),
+        "learning_rate": optimizer_value(args.learning_rate, "learning-rate", False),
+        "weight_decay": optimizer_value(args.weight_decay, "weight-decay", True),
         "tuner": args.tuner,
         "epochs": _int_at_least(args.epochs, "epochs", 1),
         "batch_size": _int_at_least(args.batch_size, "batch-size", 1, 2**16),
@@ -337,29 +347,50 @@ def prepare_out_dir(out, config, resume, ignore=()):
 
 
 def export_best(search, out):
-    """Saves the best model as `.keras` and as a SavedModel, atomically."""
+    """Saves the best model as `.keras` and, on the TensorFlow and JAX
+    backends, as a SavedModel, atomically.
+
+    Returns:
+        `(trial, what)`: the best trial (None if none completed) and a text
+        listing what was written.
+    """
+    import keras
+
     best = search.oracle.get_best_trials(1)
     if not best or best[0].status != "COMPLETED":
-        return None
+        return None, ""
     with warnings.catch_warnings():
         # The trial checkpoint holds optimizer variables the fresh model lacks.
         warnings.simplefilter("ignore", UserWarning)
         model = search.load_model(best[0])
     # Saved with built optimizer variables, so that loading the file is quiet.
     model.optimizer.build(model.trainable_variables)
-    with atomic_path(os.path.join(out, BEST_KERAS)) as tmp:
+    keras_file = os.path.join(out, BEST_KERAS)
+    with atomic_path(keras_file) as tmp:
         model.save(tmp)
+    if keras.backend.backend() not in ("tensorflow", "jax"):
+        # Keras exports torch models through torch.export, which fails on them.
+        return best[0], (f"{keras_file} (no SavedModel on the "
+                         f"{keras.backend.backend()} backend: load it under "
+                         "TensorFlow or JAX to export)")
     with atomic_path(os.path.join(out, BEST_SAVEDMODEL)) as tmp:
         model.export(tmp, verbose=False)
-    return best[0]
+    return best[0], f"{keras_file}, {os.path.join(out, BEST_SAVEDMODEL)}/ (SavedModel)"
 
 
-def prepare_search(args):
-    """Validates everything before any training; `ValueError` on bad input."""
-    from tuner.data import describe_dataset
-
+def check_search(args):
+    """Validates the flags and `--out` before Keras loads; `ValueError` on
+    bad input. Returns the search's config."""
     config = search_config(args)
     prepare_out_dir(args.out, config, args.resume, ignore=("image_size",))
+    return config
+
+
+def prepare_search(args, config):
+    """Validates the rest (dataset, design space) before any training;
+    `ValueError` on bad input."""
+    from tuner.data import describe_dataset
+
     info = describe_dataset(config["dataset"], config["image_size"])
     config["image_size"] = info.input_shape[0]
     prepare_out_dir(args.out, config, args.resume)  # now with the image size
@@ -435,14 +466,13 @@ def _finish(search, out, seconds):
     if rows:
         analysis.write_plots(out, rows)
     start = time.time()
-    best = export_best(search, out)
+    best, written = export_best(search, out)
     print(analysis.summary(out, rows))
     if best is not None:
         print(f"Search time {seconds:.0f} s, export {time.time() - start:.0f} s. "
               f"Best: trial {trial_number(best.trial_id)}, "
-              f"{search.oracle.objective.name} {best.score:.4f} -> "
-              f"{os.path.join(out, BEST_KERAS)}, {os.path.join(out, BEST_SAVEDMODEL)}/ "
-              f"(SavedModel), {os.path.join(out, 'edf.png')}", flush=True)
+              f"{search.oracle.objective.name} {best.score:.4f} -> {written}, "
+              f"{os.path.join(out, 'edf.png')}", flush=True)
 
 
 def stop_on_signals():
@@ -456,13 +486,12 @@ def stop_on_signals():
     """
     if not hasattr(signal, "pthread_sigmask"):
         return
-    signals = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
 
     def watch():
-        signal.sigwait(signals)
+        signal.sigwait(SIGNALS)
         _thread.interrupt_main()
-        signal.sigwait(signals)
+        signal.sigwait(SIGNALS)
         print("\nStopped; completed trials are kept. Continue with --resume.",
               file=sys.stderr, flush=True)
         os._exit(130)
@@ -470,13 +499,24 @@ def stop_on_signals():
     threading.Thread(target=watch, daemon=True, name="stop-on-signals").start()
 
 
-def import_keras(verbose):
-    """Imports Keras and its backend, hiding TensorFlow's start-up log lines
-    (GPU probing, CPU features) unless `verbose` >= 2; they are shown if the
-    import fails."""
-    if verbose >= 2:
-        import keras  # noqa: F401
+def _load_keras():
+    import keras
+    # The data pipelines and Keras Tuner use TensorFlow on every backend.
+    import tensorflow as tf
 
+    if keras.backend.backend() != "tensorflow":
+        # tf.data only: the GPUs (and their memory) belong to JAX or torch.
+        tf.config.set_visible_devices([], "GPU")
+    tf.config.list_logical_devices()  # probes the devices
+    return tf
+
+
+def import_keras(verbose):
+    """Imports Keras, its backend and TensorFlow, hiding TensorFlow's
+    start-up log lines (device probing, CPU features) unless `verbose` >= 2;
+    they are shown if the import fails."""
+    if verbose >= 2:
+        _load_keras()
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()
@@ -484,13 +524,7 @@ def import_keras(verbose):
     with tempfile.TemporaryFile() as log:
         os.dup2(log.fileno(), 2)
         try:
-            import keras
-
-            if keras.backend.backend() == "tensorflow":
-                import tensorflow as tf
-
-                tf.config.list_logical_devices()  # probes the GPUs
-                tf.get_logger().setLevel("ERROR")
+            _load_keras().get_logger().setLevel("ERROR")
         except BaseException:
             os.dup2(saved, 2)
             log.seek(0)
@@ -501,6 +535,20 @@ def import_keras(verbose):
             os.close(saved)
 
 
+def check_worker(args):
+    """The worker's environment and folder, before Keras loads."""
+    from tuner.distributed import WORKER_ENV
+
+    for name in WORKER_ENV:
+        if name not in os.environ:
+            raise ValueError(
+                f"the worker needs {name} in its environment; workers are "
+                "started by `python -m tuner search --workers N`")
+    if not os.path.isfile(os.path.join(args.out, SEARCH_JSON)):
+        raise ValueError(f"Invalid `--out`: {args.out!r}. Expected the folder of "
+                         f"a search (with {SEARCH_JSON}).")
+
+
 def run_worker(args):
     from tuner.distributed import worker_main
 
@@ -508,7 +556,6 @@ def run_worker(args):
 
 
 def run_report(args):
-    from keras_regnet.files import check_target
     from tuner import analysis
 
     try:
@@ -536,17 +583,28 @@ def run_report(args):
         print(analysis.bootstrap_summary(rows, samples, seed=seed))
         print(f"  plots: {', '.join(written)}")
     if len(runs) > 1:
-        edf = args.edf
-        try:
-            table = analysis.ks_table(runs, edf)
-        except ValueError as e:
-            print(f"note: {e} Comparing the plain error EDFs instead.")
-            edf = "error"
-            table = analysis.ks_table(runs, edf)
+        edf, note = analysis.comparable_edf(runs, args.edf)
+        if note:
+            print(f"note: {note}")
         analysis.plot_edf(runs, args.out, edf)
-        print(table)
+        print(analysis.ks_table(runs, edf))
         print(f"{'Flops-normalized e' if edf == 'normalized' else 'E'}rror EDFs "
               f"of the {len(runs)} runs: {args.out}")
+
+
+def _attach_open_ranges(argv):
+    """`--flops -20M` -> `--flops=-20M`: argparse takes a value starting with
+    '-' for an option."""
+    out, i = [], 0
+    while i < len(argv):
+        if (argv[i].startswith("--") and "=" not in argv[i] and i + 1 < len(argv)
+                and re.fullmatch(r"-[0-9.][0-9.eE+-]*[kKmMgG]?", argv[i + 1])):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
 
 
 def main(argv=None):
@@ -557,22 +615,33 @@ def main(argv=None):
     # setting wins, and workers inherit it.
     os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_open_ranges(sys.argv[1:] if argv is None else argv))
     try:
         if args.command == "report":
-            return run_report(args)
+            if hasattr(signal, "pthread_sigmask"):  # blocked by __main__
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+            run_report(args)
+            return 0
         stop_on_signals()
         if args.command == "search":
             verbose = int(args.verbose)
+            try:
+                config = check_search(args)
+            except ValueError as e:
+                parser.exit(2, f"error: {e}\n")
             import_keras(verbose)
             if verbose < 2:
                 warnings.filterwarnings("ignore", module="keras_tuner")
             try:
-                prepared = prepare_search(args)
+                prepared = prepare_search(args, config)
             except ValueError as e:
                 parser.exit(2, f"error: {e}\n")
             run_search(args, *prepared)
         else:
+            try:
+                check_worker(args)
+            except ValueError as e:
+                parser.exit(2, f"error: {e}\n")
             import_keras(0)
             return run_worker(args)
     except SearchStopped as e:

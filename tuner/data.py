@@ -44,18 +44,46 @@ def _dataset_error(name, detail=""):
                   f"name such as 'cifar10'{detail}")
 
 
+# The first bytes of each image format that Keras' folder loader decodes.
+_MAGIC = {".png": (b"\x89PNG\r\n\x1a\n",), ".jpg": (b"\xff\xd8\xff",),
+          ".jpeg": (b"\xff\xd8\xff",), ".gif": (b"GIF87a", b"GIF89a"),
+          ".bmp": (b"BM",)}
+
+
+def _check_image(path):
+    """Refuses a file whose content is not the image its name claims: Keras
+    would otherwise fail on it in the middle of a trial."""
+    ext = os.path.splitext(path)[1].lower()
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head.startswith(_MAGIC[ext]):
+        raise _error("dataset", path, f"a {ext[1:].upper()} image (its first "
+                     f"bytes are {head!r}); remove or replace this file")
+
+
 def _folder_classes(path):
-    """Class sub-folders holding at least one image; `ValueError` if none."""
-    classes = []
+    """Class sub-folders holding images; `ValueError` if fewer than two, too
+    few images to hold some out for validation, or a file that is not the
+    image its name says."""
+    classes, count = [], 0
     for entry in sorted(os.scandir(path), key=lambda e: e.name):
-        if entry.is_dir() and any(
-                f.lower().endswith(IMAGE_EXTENSIONS)
-                for _, _, files in os.walk(entry.path) for f in files):
+        if not entry.is_dir():
+            continue
+        images = [os.path.join(root, f) for root, _, files in os.walk(entry.path)
+                  for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
+        for image in images:
+            _check_image(image)
+        if images:
             classes.append(entry.name)
+            count += len(images)
     if len(classes) < 2:
         raise _error("dataset", path, "a folder with at least two sub-folders "
                      f"(one per class) of images ({', '.join(IMAGE_EXTENSIONS)}); "
                      f"found {len(classes)} class folder(s) with images")
+    if int(count * VAL_FRACTION) < 1:
+        raise _error("dataset", path, f"at least {math.ceil(1 / VAL_FRACTION)} "
+                     f"images, to hold {VAL_FRACTION:.0%} out for validation; "
+                     f"found {count}")
     return classes
 
 

@@ -156,11 +156,12 @@ def _exit_with_chief():
     threading.Thread(target=watch, daemon=True).start()
 
 
+WORKER_ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
+
+
 def worker_main(out):
-    """Runs trials for the chief named by the `KERASTUNER_*` environment."""
-    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
-        if name not in os.environ:
-            raise SystemExit(f"error: the worker needs {name} in its environment")
+    """Runs trials for the chief named by the `KERASTUNER_*` environment
+    (`WORKER_ENV`, checked by the command line)."""
     _exit_with_chief()
     with open(os.path.join(out, cli.SEARCH_JSON), encoding="utf-8") as f:
         config = json.load(f)

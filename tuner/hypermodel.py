@@ -12,6 +12,7 @@ import keras_regnet
 from keras_regnet.design.sampling import (PAPER_RANGES, RegNetDesignSpace,
                                           _error, _is_number)
 from keras_regnet.design.spaces import SPACE_NAMES, design_space
+from keras_regnet.design.spec import MAX_CLASSES, MAX_INPUT_SIZE
 from keras_regnet.training import SGD
 
 # Inputs smaller than this get the CIFAR-style stem (3x3 conv, stride 1).
@@ -206,14 +207,14 @@ class DesignSpaceHyperModel(keras_tuner.HyperModel):
 def _check_input(input_shape, classes, block, stem_type):
     """Validates the arguments every hypermodel takes; returns the stem."""
     if not (isinstance(input_shape, (tuple, list)) and len(input_shape) == 3
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
-                    for v in input_shape)
+            and all(isinstance(v, int) and not isinstance(v, bool)
+                    and 1 <= v <= MAX_INPUT_SIZE for v in input_shape)
             and input_shape[0] == input_shape[1]):
-        raise _error("input_shape", input_shape,
-                     "(size, size, channels) with positive integers")
+        raise _error("input_shape", input_shape, "(size, size, channels) with "
+                     f"integers in [1, {MAX_INPUT_SIZE}]")
     if not (isinstance(classes, int) and not isinstance(classes, bool)
-            and classes >= 2):
-        raise _error("classes", classes, "an integer >= 2")
+            and 2 <= classes <= MAX_CLASSES):
+        raise _error("classes", classes, f"an integer in [2, {MAX_CLASSES}]")
     if str(block).upper() not in ("X", "Y"):
         raise _error("block", block, "'X' or 'Y'")
     if stem_type is None:

@@ -8,8 +8,9 @@ Each function mirrors the builder of the same name in
 `keras_regnet.models.blocks`; change both together.
 """
 
-from keras_regnet.design.spec import (AnyNetSpec, bottleneck_width,
-                                      se_width)
+from keras_regnet.design.spec import (MAX_CLASSES, MAX_INPUT_SIZE, MAX_WIDTH,
+                                      AnyNetSpec, _check, _positive_int,
+                                      bottleneck_width, se_width)
 
 
 class _Counter:
@@ -112,7 +113,14 @@ def complexity(spec, input_size=224, classes=1000, channels=3):
     if not isinstance(spec, AnyNetSpec):
         raise ValueError(
             f"Invalid `spec`: {spec!r}. Expected an AnyNetSpec or a model name.")
-    h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
+    h, w = (tuple(input_size) if isinstance(input_size, (tuple, list))
+            and len(input_size) == 2 else (input_size, input_size))
+    for v in (h, w):
+        _positive_int("input_size", v, MAX_INPUT_SIZE)
+    _check(isinstance(classes, int) and not isinstance(classes, bool)
+           and 0 <= classes <= MAX_CLASSES, "classes", classes,
+           f"an integer in [0, {MAX_CLASSES}]")
+    _positive_int("channels", channels, MAX_WIDTH)
     cx = _Counter(h, w)
     stem(cx, spec, channels)
     w_in = spec.stem_width

@@ -1,12 +1,20 @@
 """The AnyNet specification: everything that defines a network's shape."""
 
 import dataclasses
+import math
+import numbers
 from typing import Tuple
 
 STEM_TYPES = ("imagenet", "cifar")
 BLOCK_TYPES = ("x", "y", "res_basic", "vanilla")
 # Blocks built from a bottleneck and a grouped 3x3 conv; the others ignore b and g.
 BOTTLENECK_BLOCKS = ("x", "y")
+# Far beyond any published network (the largest RegNets have 28 blocks and
+# widths under 4,000); larger values would take minutes or all memory to build.
+MAX_BLOCKS = 1000
+MAX_WIDTH = 65536
+MAX_INPUT_SIZE = 16384
+MAX_CLASSES = 100000
 
 
 def _check(ok, name, value, allowed):
@@ -14,13 +22,23 @@ def _check(ok, name, value, allowed):
         raise ValueError(f"Invalid `{name}`: {value!r}. Expected {allowed}.")
 
 
-def _positive_int(name, value):
-    _check(
-        isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-        name,
-        value,
-        "an integer >= 1",
-    )
+def _is_real(value):
+    """A finite real number, not a bool."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _positive_int(name, value, high=None):
+    ok = (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+          and value >= 1 and (high is None or value <= high))
+    _check(ok, name, value,
+           "an integer >= 1" if high is None else f"an integer in [1, {high}]")
+
+
+def _positive_real(name, value, above=0.0, high=math.inf):
+    _check(_is_real(value) and above < value <= high, name, value,
+           f"a finite number > {above:g}"
+           + ("" if high == math.inf else f" and <= {high:g}"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,27 +89,28 @@ class AnyNetSpec:
             _check(len(value) == n, field, value, f"{n} values, one per stage")
             object.__setattr__(self, field, value)
         for d in self.depths:
-            _positive_int("depth", d)
+            _positive_int("depth", d, MAX_BLOCKS)
+        _check(sum(self.depths) <= MAX_BLOCKS, "depths", self.depths,
+               f"at most {MAX_BLOCKS} blocks in all")
         for w in self.widths:
-            _positive_int("width", w)
+            _positive_int("width", w, MAX_WIDTH)
         for s in self.strides:
-            _check(s in (1, 2), "stride", s, "1 or 2")
+            _check(s in (1, 2) and not isinstance(s, bool), "stride", s, "1 or 2")
         for b in self.bottleneck_ratios:
-            _check(
-                isinstance(b, (int, float)) and b > 0,
-                "bottleneck_ratio",
-                b,
-                "a number > 0",
-            )
+            _positive_real("bottleneck_ratio", b, high=MAX_WIDTH)
         for g in self.group_widths:
-            _positive_int("group_width", g)
+            _positive_int("group_width", g, MAX_WIDTH)
         _check(self.block_type in BLOCK_TYPES, "block_type", self.block_type,
                f"one of {BLOCK_TYPES}")
         _check(self.stem_type in STEM_TYPES, "stem_type", self.stem_type,
                f"one of {STEM_TYPES}")
-        _positive_int("stem_width", self.stem_width)
-        _check(isinstance(self.head_width, int) and self.head_width >= 0,
-               "head_width", self.head_width, "an integer >= 0")
+        _positive_int("stem_width", self.stem_width, MAX_WIDTH)
+        _check(isinstance(self.head_width, numbers.Integral)
+               and not isinstance(self.head_width, bool)
+               and 0 <= self.head_width <= MAX_WIDTH, "head_width",
+               self.head_width, f"an integer in [0, {MAX_WIDTH}]")
+        _check(_is_real(self.se_ratio), "se_ratio", self.se_ratio,
+               "a finite number")
         if self.block_type == "y":
             _check(0 < self.se_ratio <= 1, "se_ratio", self.se_ratio,
                    "a number in (0, 1] for 'y' blocks")

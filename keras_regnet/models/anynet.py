@@ -1,5 +1,6 @@
 """AnyNet: a Keras Functional model for any `AnyNetSpec`."""
 
+import numbers
 import re
 
 import keras
@@ -7,7 +8,9 @@ from keras import layers
 from keras.src.applications import imagenet_utils
 
 from keras_regnet import weights as weights_lib
-from keras_regnet.design.spec import AnyNetSpec, bottleneck_width
+from keras_regnet.design.spec import (MAX_CLASSES, MAX_INPUT_SIZE, AnyNetSpec,
+                                      _check, _is_real, _positive_int,
+                                      _positive_real, bottleneck_width)
 from keras_regnet.models import blocks
 from keras_regnet.models.layers import native_grouped_conv_ok
 
@@ -27,6 +30,10 @@ def _input_shape(input_shape, include_top, min_size, required_channels):
         raise ValueError(
             f"Invalid `input_shape`: {input_shape}. Expected 3 dimensions "
             "(height, width, channels).")
+    for v in input_shape:
+        _check(v is None or (isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                             and 1 <= v <= MAX_INPUT_SIZE), "input_shape",
+               input_shape, f"None or integers in [1, {MAX_INPUT_SIZE}]")
     spatial = input_shape[:2] if channels_last else input_shape[1:]
     channels = input_shape[2] if channels_last else input_shape[0]
     if any(s is not None and s < min_size for s in spatial):
@@ -42,6 +49,22 @@ def _input_shape(input_shape, include_top, min_size, required_channels):
     return input_shape
 
 
+def _check_data_format():
+    """TensorFlow has no channels_first convolutions on a CPU: refuse now
+    rather than fail at the first call."""
+    if (keras.config.image_data_format() == "channels_first"
+            and keras.backend.backend() == "tensorflow"):
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            raise ValueError(
+                "Invalid image data format: 'channels_first' (from "
+                "`keras.config.image_data_format()`). TensorFlow runs "
+                "channels_first convolutions only on a GPU and none is "
+                "visible; use 'channels_last' (the default), a GPU, or the "
+                "JAX or torch backend.")
+
+
 def build(spec, *, include_top=True, weights=None, input_tensor=None,
           input_shape=None, pooling=None, classes=1000,
           classifier_activation="softmax", include_preprocessing=True,
@@ -54,11 +77,17 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
         raise ValueError(f"Invalid `spec`: {spec!r}. Expected an AnyNetSpec.")
     if pooling not in POOLINGS:
         raise ValueError(f"Invalid `pooling`: {pooling!r}. Expected one of {POOLINGS}.")
-    if not (isinstance(classes, int) and classes >= 1):
-        raise ValueError(f"Invalid `classes`: {classes!r}. Expected an integer >= 1.")
-    if not 0 <= drop_path_rate < 1:
-        raise ValueError(
-            f"Invalid `drop_path_rate`: {drop_path_rate!r}. Expected a number in [0, 1).")
+    for arg, value in (("include_top", include_top),
+                       ("include_preprocessing", include_preprocessing),
+                       ("zero_init_last_bn", zero_init_last_bn)):
+        _check(isinstance(value, bool), arg, value, "True or False")
+    _positive_int("classes", classes, MAX_CLASSES)
+    _check(_is_real(drop_path_rate) and 0 <= drop_path_rate < 1,
+           "drop_path_rate", drop_path_rate, "a number in [0, 1)")
+    _check(_is_real(bn_momentum) and 0 <= bn_momentum < 1, "bn_momentum",
+           bn_momentum, "a number in [0, 1)")
+    _positive_real("bn_epsilon", bn_epsilon, high=1.0)
+    _check_data_format()
     if include_top:
         try:
             keras.activations.get(classifier_activation)

@@ -183,7 +183,14 @@ class NativeConv2D(keras.layers.Conv2D):
         return grouped_conv(inputs, kernel, self.strides, padding, self.groups)
 
 
-def grouped_conv(inputs, kernel, strides, padding, groups):
+def portable_formulation(group_width):
+    """`grouped_conv`'s formulation for groups of `group_width` input
+    channels: `"depthwise"` up to 4, `"split"` above (measured on a CPU
+    without oneDNN by `bench/grouped_conv.py`)."""
+    return "depthwise" if group_width <= 4 else "split"
+
+
+def grouped_conv(inputs, kernel, strides, padding, groups, formulation=None):
     """A grouped NHWC convolution from TensorFlow ops with fast CPU kernels
     and gradients without oneDNN.
 
@@ -191,8 +198,8 @@ def grouped_conv(inputs, kernel, strides, padding, groups):
     Keras runs grouped convolutions through XLA, 10-100x slower to train.
     Here narrow groups (at most 4 input channels) are one depthwise
     convolution whose products are summed per group, wider ones one
-    convolution per group (`python bench/grouped_conv.py` measures both
-    against Keras' path and oneDNN's).
+    convolution per group: 16-70x faster to train than Keras' path, 1.2-3x
+    slower than oneDNN's kernel (`python bench/grouped_conv.py`).
 
     Args:
         inputs: `(N, H, W, C_in)` tensor.
@@ -200,13 +207,15 @@ def grouped_conv(inputs, kernel, strides, padding, groups):
         strides: `(sh, sw)`.
         padding: `"SAME"` or `"VALID"`.
         groups: number of groups.
+        formulation: `"depthwise"` or `"split"` (one conv per group);
+            default: `portable_formulation` of the group width.
     """
     import tensorflow as tf
 
     kh, kw, g_in, c_out = kernel.shape
     g_out = c_out // groups
     strides = [1, *strides, 1]
-    if g_in > 4:
+    if (formulation or portable_formulation(g_in)) == "split":
         return tf.concat([tf.nn.conv2d(x, k, strides, padding) for x, k in zip(
             tf.split(inputs, groups, axis=-1), tf.split(kernel, groups, axis=-1))],
             axis=-1)

@@ -1,0 +1,149 @@
+"""The paper's progression of design spaces, rerun small on the bundled digits.
+
+    python examples/design_spaces.py                     # ~30 minutes on 2 CPU cores
+    python examples/design_spaces.py --models 3 --epochs 1 --out runs/ds_quick
+
+Radosavovic et al. (2020) start from AnyNetX_A (16 free per-stage
+parameters), add one constraint at a time (shared bottleneck ratio, shared
+group width, non-decreasing widths, non-decreasing depths: AnyNetX_E) and
+keep a constraint when the error distribution of models sampled from the
+space is no worse; the end is the six-parameter RegNet space. Here each
+space of `--spaces` gets `--models` random models inside one flops band,
+each trained `--epochs` epochs on scikit-learn's digits (offline), by
+`python -m tuner search --space ...`, `--jobs` searches at a time. Then
+`python -m tuner report` overlays their flops-normalised error EDFs
+(`edf_normalized.png`) and prints the KS statistics, and this script prints
+a Markdown table: models, best and median error, KS against the first space.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+from _cli import Parser
+from keras_regnet.design.spaces import SPACE_NAMES
+
+SPACES = "anynetx_a,anynetx_c,anynetx_e,regnet"
+
+
+def parse_args(argv=None):
+    parser = Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spaces", default=SPACES,
+                        help="design spaces, the first the reference of the KS "
+                             "column (default: %(default)s)")
+    parser.add_argument("--models", type=int, default=24,
+                        help="models per design space (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=2,
+                        help="epochs per model (default: %(default)s)")
+    parser.add_argument("--image-size", type=int, default=16,
+                        help="digits upsampled to this side (default: %(default)s)")
+    parser.add_argument("--flops", default="1M-5M",
+                        help="the flops band every model lies in (default: %(default)s)")
+    parser.add_argument("--params", default="-2M",
+                        help="the parameter budget (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="searches run at once (default: %(default)s)")
+    parser.add_argument("--out", default="runs/design_spaces",
+                        help="output folder, new or empty (default: %(default)s)")
+    args = parser.parse_args(argv)
+    args.spaces = args.spaces.split(",")
+    for space in args.spaces:
+        if space not in SPACE_NAMES:
+            parser.error(f"Invalid `--spaces`: {space!r}. Expected names from "
+                         f"{', '.join(SPACE_NAMES)}.")
+    for name in ("models", "epochs", "image_size", "jobs"):
+        if getattr(args, name) < 1:
+            parser.error(f"Invalid `--{name.replace('_', '-')}`: "
+                         f"{getattr(args, name)}. Expected an integer >= 1.")
+    if os.path.lexists(args.out) and not (os.path.isdir(args.out)
+                                          and not os.listdir(args.out)):
+        parser.error(f"Invalid `--out`: {args.out!r} exists. Expected a new or "
+                     "empty folder.")
+    return args
+
+
+def tuner_command(*args):
+    return [sys.executable, "-m", "tuner", *args]
+
+
+def search_command(space, args):
+    return tuner_command(
+        "search", "--space", space, "--dataset", "digits",
+        "--image-size", str(args.image_size), "--flops", args.flops,
+        "--params", args.params, "--max-trials", str(args.models),
+        "--epochs", str(args.epochs), "--max-failures", "0", "--verbose", "0",
+        "--out", os.path.join(args.out, space))
+
+
+def run_searches(args):
+    """Runs the searches, `--jobs` at a time; each logs to `<out>/<space>.log`."""
+    os.makedirs(args.out, exist_ok=True)
+    waiting, running = list(args.spaces), {}
+    try:
+        _run(args, waiting, running)
+    except KeyboardInterrupt:
+        # Ctrl-C reached the searches too: each finishes like its end.
+        for proc, _, _ in running.values():
+            proc.wait()
+        print(f"Interrupted; the searches in {args.out} keep their completed "
+              "trials.", file=sys.stderr)
+        sys.exit(130)
+
+
+def _run(args, waiting, running):
+    """Starts and reaps the searches; `running`: space -> (process, log,
+    start time)."""
+    while waiting or running:
+        while waiting and len(running) < args.jobs:
+            space = waiting.pop(0)
+            log = open(os.path.join(args.out, f"{space}.log"), "w")
+            running[space] = (subprocess.Popen(search_command(space, args),
+                                               stdout=log, stderr=subprocess.STDOUT),
+                              log, time.time())
+        time.sleep(1)
+        for space, (proc, log, start) in list(running.items()):
+            if proc.poll() is not None:
+                log.close()
+                del running[space]
+                if proc.returncode:
+                    sys.exit(f"error: the {space} search failed; see "
+                             f"{os.path.join(args.out, space + '.log')}")
+                print(f"{space}: {args.models} models in {time.time() - start:.0f} s",
+                      flush=True)
+
+
+def table(args):
+    """Markdown: models, best and median error, KS against the first space."""
+    from tuner import analysis
+
+    runs = [(space, analysis.load_run(os.path.join(args.out, space)))
+            for space in args.spaces]
+    edf, _ = analysis.comparable_edf(runs)  # the report printed why if not
+    edfs = {label: (e, w) for label, e, w, _ in analysis.run_edfs(runs, edf)}
+    ref = args.spaces[0]
+    lines = [f"| space | models | best error % | median error % | KS vs {ref} "
+             f"({'normalised' if edf == 'normalized' else 'plain'} EDFs) |",
+             "|---|---:|---:|---:|---:|"]
+    for space, rows in runs:
+        errors = sorted(100 * r["error"] for r in analysis.completed(rows))
+        (ea, wa), (eb, wb) = edfs[ref], edfs[space]
+        lines.append(f"| {space} | {len(errors)} | {errors[0]:.1f} | "
+                     f"{errors[len(errors) // 2]:.1f} | "
+                     f"{analysis.ks_statistic(ea, eb, wa, wb):.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    start = time.time()
+    run_searches(args)
+    edf_png = os.path.join(args.out, "edf_normalized.png")
+    subprocess.run(tuner_command("report", *[os.path.join(args.out, s) for s in args.spaces],
+                                 "--edf", "normalized", "--out", edf_png), check=True)
+    print(f"\n{table(args)}\n\n{len(args.spaces)} spaces in "
+          f"{(time.time() - start) / 60:.0f} min; overlaid normalised EDFs: {edf_png}")
+
+
+if __name__ == "__main__":
+    main()

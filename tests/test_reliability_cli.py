@@ -1,0 +1,265 @@
+"""Bad input to `python -m tuner`: one line on stderr naming the flag or file,
+exit code 2, no traceback and nothing written; Ctrl-C and SIGTERM finish a
+search like its end, a second signal stops it at once (the convert command
+line's battery is in test_reliability_weights.py)."""
+
+import concurrent.futures
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from keras_regnet.files import write_json
+from tuner import cli
+from tuner.trials import read_trials_csv
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--image-size", "8", "--depth", "1-3", "--w0", "8-16", "--wa", "8-16",
+        "--group-width", "4,8", "--flops", "none", "--batch-size", "64"]
+
+# (flags, the flag or file named, words of what is allowed)
+SEARCH_CASES = [
+    (["--max-failures", "-1"], "--max-failures", "integer >= 0"),
+    (["--max-failures", "1.5"], "--max-failures", "integer"),
+    (["--seed", "-1"], "--seed", "[0, 4294967295]"),
+    (["--seed", "4294967296"], "--seed", "[0, 4294967295]"),
+    (["--seed", "nan"], "--seed", "number"),
+    (["--max-trials", "0"], "--max-trials", "integer >= 1"),
+    (["--epochs", "inf"], "--epochs", "number"),
+    (["--epochs", "0"], "--epochs", "integer >= 1"),
+    (["--batch-size", "1e9"], "--batch-size", "[1, 65536]"),
+    (["--batch-size", "True"], "--batch-size", "number"),
+    (["--image-size", "5000"], "--image-size", "[8, 2048]"),
+    (["--workers", "300"], "--workers", "[0, 256]"),
+    (["--trials-per-worker", "0"], "--trials-per-worker", "integer >= 1"),
+    (["--oracle-address", "localhost:70000", "--workers", "2"], "--oracle-address",
+     "port in [0, 65535]"),
+    (["--oracle-address", "nohost", "--workers", "2"], "--oracle-address", "HOST:PORT"),
+    (["--learning-rate", "nan"], "--learning-rate", "number"),
+    (["--learning-rate", "0"], "--learning-rate", "number > 0 or a range"),
+    (["--learning-rate", "0.2-0.1"], "--learning-rate", "0 < LO <= HI"),
+    (["--weight-decay", "-1"], "--weight-decay", "number > 0 (or 0)"),
+    (["--flops", "nan"], "--flops", "number"),
+    (["--flops", "400M-200M"], "flops", "lo <= hi"),
+    (["--params", "5"], "--params", "LO-HI"),
+    (["--depth", "1-100000"], "depth", "1 <= depth <= 64"),
+    (["--wa", "inf"], "--wa", "number"),
+    (["--wm", "1.2-2"], "wm", "paper's limits"),
+    (["--group-width", "3"], "group_width", "1, 2, 4, 8, 16, 32"),
+    (["--space", "anynetx_a", "--wa", "10-20"], "--wa", "leave it out"),
+    (["--dataset", "no_such_dataset_xyz"], "dataset", "TensorFlow Datasets name"),
+    (["--dataset", "EMPTY"], "dataset", "found 0 class folder"),
+    (["--out", "FILE"], "--out", "a folder"),
+    (["--out", "FULL"], "--out", "holds no search"),
+    (["--out", "NO_PARENT"], "--out", "does not exist"),
+    (["--resume"], "--resume", "holds no search to resume"),
+]
+
+
+def _main(capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize("flags, named, allowed", SEARCH_CASES)
+def test_bad_search_flags_are_one_line_and_exit_2(tmp_path, capsys, flags, named,
+                                                  allowed):
+    (tmp_path / "file").write_text("mine")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    paths = {"FILE": str(tmp_path / "file"), "NO_PARENT": str(tmp_path / "a" / "b"),
+             "EMPTY": str(tmp_path / "empty"), "FULL": str(tmp_path / "full")}
+    flags = [paths.get(f, f) for f in flags]
+    if "--out" not in flags:
+        flags += ["--out", str(tmp_path / "new")]
+    line = _main(capsys, ["search", *flags])
+    assert f"`{named}`" in line and allowed in line, line
+    assert not (tmp_path / "new").exists()
+    assert (tmp_path / "file").read_text() == "mine"
+    assert os.listdir(tmp_path / "full") == ["notes.txt"]
+
+
+@pytest.mark.parametrize("flags, allowed", [
+    (["--top", "0"], "integer >= 1"),
+    (["--bootstrap", "-5"], "integer >= 1"),
+    (["--seed", "x"], "number"),
+    (["--edf", "cdf"], "error, normalized"),
+])
+def test_bad_report_flags_are_one_line_and_exit_2(tmp_path, capsys, flags, allowed):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "trials.csv").write_text("trial,trial_id,status\n")
+    line = _main(capsys, ["report", str(run), *flags])
+    assert f"`{flags[0]}`" in line and allowed in line, line
+    assert sorted(os.listdir(run)) == ["trials.csv"]
+
+
+def test_report_of_a_folder_that_is_no_run(tmp_path, capsys):
+    line = _main(capsys, ["report", str(tmp_path)])
+    assert "Invalid run directory" in line and "trials.csv" in line
+
+
+def test_worker_outside_a_search(tmp_path, capsys, monkeypatch):
+    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    assert "KERASTUNER_TUNER_ID" in _main(capsys, ["worker", "--out", str(tmp_path)])
+    for name, value in (("KERASTUNER_TUNER_ID", "worker1"),
+                        ("KERASTUNER_ORACLE_IP", "127.0.0.1"),
+                        ("KERASTUNER_ORACLE_PORT", "1")):
+        monkeypatch.setenv(name, value)
+    assert "`--out`" in _main(capsys, ["worker", "--out", str(tmp_path)])
+
+
+def _image_folder(root, files):
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return str(root)
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(24)
+
+
+def test_dataset_folders_with_files_that_are_not_images(tmp_path, capsys):
+    text_as_png = _image_folder(tmp_path / "a", {"cat/1.png": PNG, "dog/2.png": b"hello"})
+    line = _main(capsys, ["search", "--dataset", text_as_png, "--out", str(tmp_path / "o")])
+    assert "dog/2.png" in line and "Expected a PNG image" in line, line
+    empty_jpeg = _image_folder(tmp_path / "b", {"cat/1.png": PNG, "dog/2.jpg": b""})
+    line = _main(capsys, ["search", "--dataset", empty_jpeg, "--out", str(tmp_path / "o")])
+    assert "dog/2.jpg" in line and "Expected a JPG image" in line, line
+    too_few = _image_folder(tmp_path / "c", {"cat/1.png": PNG, "dog/2.png": PNG})
+    line = _main(capsys, ["search", "--dataset", too_few, "--out", str(tmp_path / "o")])
+    assert "at least 5 images" in line and "found 2" in line, line
+    assert not (tmp_path / "o").exists()
+
+
+def _saved_search(tmp_path, flags):
+    """A search folder as `run_search` starts it (its search.json)."""
+    out = str(tmp_path / "run")
+    args = cli.build_parser().parse_args(["search", "--out", out, *flags])
+    os.makedirs(out)
+    write_json(os.path.join(out, cli.SEARCH_JSON), cli.check_search(args))
+    return out
+
+
+@pytest.mark.parametrize("changed, was, now", [
+    (["--seed", "1"], "0", "1"),
+    (["--space", "anynetx_c"], "'regnet'", "'anynetx_c'"),
+    (["--epochs", "5"], "3", "5"),
+    (["--max-failures", "0"], "3", "0"),
+    (["--mixed-precision"], "False", "True"),
+])
+def test_resume_refuses_any_flag_that_changes_the_search(tmp_path, capsys, changed,
+                                                         was, now):
+    out = _saved_search(tmp_path, [])
+    before = open(os.path.join(out, cli.SEARCH_JSON)).read()
+    line = _main(capsys, ["search", "--out", out, "--resume", *changed])
+    flag = changed[0]
+    assert f"{flag} was {was}, now {now}" in line, line
+    assert open(os.path.join(out, cli.SEARCH_JSON)).read() == before
+
+
+def test_resume_may_only_grow_max_trials(tmp_path, capsys):
+    out = _saved_search(tmp_path, ["--max-trials", "6"])
+    line = _main(capsys, ["search", "--out", out, "--resume", "--max-trials", "4"])
+    assert "`--max-trials`: 4" in line and "may only grow" in line
+
+
+def _tuner(*args):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the CLI must quiet TensorFlow itself
+    return subprocess.Popen([sys.executable, "-m", "tuner", *args], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def test_a_user_error_answers_at_once_without_tensorflow(tmp_path):
+    """The flags are checked before Keras loads: one line, exit 2, no
+    traceback, no TensorFlow log, in well under the seconds TensorFlow takes
+    to import."""
+    code = ("import sys\nfrom tuner import cli\ntry:\n"
+            f"    cli.main(['search', '--seed', '-1', '--out', {str(tmp_path / 'o')!r}])\n"
+            "finally:\n    print(sorted({'keras', 'tensorflow'} & set(sys.modules)))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: Invalid `--seed`: '-1'. Expected an integer in [0, 4294967295]."]
+    assert proc.stdout.strip() == "[]"
+
+
+def _start_search(out):
+    """A long search in a subprocess, and its output lines up to trial 1's."""
+    proc = _tuner("search", "--max-trials", "50", "--epochs", "30", "--out", out,
+                  "--verbose", "0", *TINY)
+    lines = []
+    while not any(re.match(r"trial 1/50 \|", line) for line in lines):
+        line = proc.stdout.readline()
+        assert line, "".join(lines) + proc.stderr.read()
+        lines.append(line)
+    return proc, lines
+
+
+def test_sigterm_finishes_the_search_and_a_second_signal_stops_at_once(tmp_path):
+    """SIGTERM (a scheduler's) finishes like the end of the search: summary,
+    best model, exit 130. A second Ctrl-C, here while the first is being
+    handled, ends the process at once. Both keep the completed trials."""
+    outs = [str(tmp_path / "term"), str(tmp_path / "twice")]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        (term, term_lines), (twice, twice_lines) = pool.map(_start_search, outs)
+
+    term.send_signal(signal.SIGTERM)
+    twice.send_signal(signal.SIGINT)
+    while "Interrupted: writing the summary" not in twice_lines[-1]:
+        twice_lines.append(twice.stdout.readline())
+        assert twice_lines[-1], "".join(twice_lines)
+    start = time.time()
+    twice.send_signal(signal.SIGINT)
+    _, err = twice.communicate(timeout=60)
+    assert twice.returncode == 130, err
+    assert time.time() - start < 10
+    assert "Stopped; completed trials are kept" in err and "Traceback" not in err, err
+
+    rest, err = term.communicate(timeout=300)
+    log = "".join(term_lines) + rest
+    assert term.returncode == 130, log + err
+    assert "Interrupted: writing the summary" in log
+    assert re.search(r"^Search time \d+ s, export \d+ s\. Best: trial \d+,", log, re.M), log
+    assert os.path.isfile(os.path.join(outs[0], cli.BEST_KERAS))
+    assert "Traceback" not in err and err.strip().endswith("Continue with --resume."), err
+    for out in outs:
+        rows = read_trials_csv(os.path.join(out, "trials.csv"))
+        assert rows[0]["status"] == "COMPLETED"
+
+
+@pytest.mark.parametrize("command", [[], ["search"], ["report"], ["worker"]])
+def test_help_needs_no_tensorflow_and_explains_every_flag(command):
+    code = ("import sys\nfrom tuner import cli\ntry:\n"
+            f"    cli.main({command + ['--help']!r})\n"
+            "finally:\n    print(sorted({'keras', 'tensorflow'} & set(sys.modules)))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    text, loaded = proc.stdout.rstrip("\n").rsplit("\n", 1)
+    assert loaded == "[]"
+    # One block per flag (or sub-command): each says what it is, and gives
+    # its default at most once.
+    entries = re.split(r"\n(?=  \S)", text.split("\n\n", 1)[1])
+    for entry in entries:
+        if not entry.startswith("  "):
+            continue
+        words = re.sub(r"^  \S+(?: [A-Z_{][^ ]*)?(?:, -\S+(?: [A-Z_{][^ ]*)?)*", "",
+                       entry).split()
+        assert len(words) >= 2, entry
+        assert entry.count("(default") <= 1, entry
