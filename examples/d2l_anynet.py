@@ -13,14 +13,9 @@ models near chance; the 8x8 digits hold no more detail at 96x96 than at 32x32.
 """
 
 import argparse
-import os
 
 import keras_regnet  # before Keras: it sets TensorFlow's CPU options
 from _cli import Parser
-
-# As `python -m tuner` does: TensorFlow 2.21's oneDNN AVX-512 kernels crash
-# (SIGSEGV) while training some small RegNets on CPU; its AVX2 kernels do not.
-os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 
 def d2l_anynet(depths=(4, 6), widths=(32, 80), group_widths=16,

@@ -25,6 +25,7 @@ from _cli import Parser
 from keras_regnet.design.spaces import SPACE_NAMES
 
 SPACES = "anynetx_a,anynetx_c,anynetx_e,regnet"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def parse_args(argv=None):
@@ -115,6 +116,8 @@ def _run(args, waiting, running):
 
 def table(args):
     """Markdown: models, best and median error, KS against the first space."""
+    import numpy as np
+
     from tuner import analysis
 
     runs = [(space, analysis.load_run(os.path.join(args.out, space)))
@@ -128,9 +131,9 @@ def table(args):
     for space, rows in runs:
         errors = sorted(100 * r["error"] for r in analysis.completed(rows))
         (ea, wa), (eb, wb) = edfs[ref], edfs[space]
+        ks = "-" if space == ref else f"{analysis.ks_statistic(ea, eb, wa, wb):.3f}"
         lines.append(f"| {space} | {len(errors)} | {errors[0]:.1f} | "
-                     f"{errors[len(errors) // 2]:.1f} | "
-                     f"{analysis.ks_statistic(ea, eb, wa, wb):.3f} |")
+                     f"{np.median(errors):.1f} | {ks} |")
     return "\n".join(lines)
 
 
@@ -139,8 +142,11 @@ def main(argv=None):
     start = time.time()
     run_searches(args)
     edf_png = os.path.join(args.out, "edf_normalized.png")
-    subprocess.run(tuner_command("report", *[os.path.join(args.out, s) for s in args.spaces],
-                                 "--edf", "normalized", "--out", edf_png), check=True)
+    # Run inside --out, so that the report and the figure name the runs by space.
+    subprocess.run(tuner_command("report", *args.spaces, "--edf", "normalized",
+                                 "--out", os.path.basename(edf_png)),
+                   cwd=args.out, env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                       filter(None, [REPO, os.environ.get("PYTHONPATH")]))), check=True)
     print(f"\n{table(args)}\n\n{len(args.spaces)} spaces in "
           f"{(time.time() - start) / 60:.0f} min; overlaid normalised EDFs: {edf_png}")
 

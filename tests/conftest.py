@@ -9,10 +9,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Before anything imports TensorFlow, as a user's program does: on CPUs where
 # TensorFlow leaves oneDNN off by default, keras_regnet turns it on.
 import keras_regnet  # noqa: E402,F401
-# TF 2.21's oneDNN AVX-512 kernels corrupt the heap while training some small
-# convnets on this CPU (plain Keras models too; passes with AVX2). The tuner
-# CLI sets the same default; read by oneDNN at its first kernel.
-os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(TESTS)

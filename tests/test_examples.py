@@ -54,6 +54,8 @@ def failed_in_one_line(proc, script):
 
 
 def load_example(name):
+    if EXAMPLES not in sys.path:  # for the examples' shared `_cli`
+        sys.path.insert(0, EXAMPLES)
     spec = importlib.util.spec_from_file_location(
         name, os.path.join(EXAMPLES, f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
@@ -111,6 +113,8 @@ RUNS = {
     "classify_offline": ("classify.py", "--demo", "--model", "RegNetX002"),
     "classify_file": ("classify.py", "photo.png", "--model", "RegNetX002",
                       "--size", "64", "--weights", "mine.weights.h5"),
+    "design_spaces": ("design_spaces.py", "--spaces", "anynetx_c,regnet",
+                      "--models", "2", "--epochs", "1", "--jobs", "1", "--out", "ds"),
 }
 
 
@@ -216,3 +220,25 @@ def test_d2l_anynet(runs):
                      r"\| val acc (\d\.\d{3})", lines[-1])
     assert m and len(lines) == 1, lines
     assert float(m.group(1)) >= 0.3  # it learns the digits in three epochs
+
+
+def test_design_spaces(runs):
+    from tuner import analysis
+
+    folder, proc = result(runs, "design_spaces")
+    lines = succeeded(proc)
+    table = [line for line in lines if line.startswith("| anynetx_c |")
+             or line.startswith("| regnet |")]
+    assert len(table) == 2, lines
+    for line in table:
+        space, models, best, median, ks = [c.strip() for c in line.strip("|").split("|")]
+        errors = [100 * (1 - float(r["val_accuracy"]))
+                  for r in analysis.load_run(folder / "ds" / space)
+                  if r["status"] == "COMPLETED"]
+        assert int(models) == len(errors) == 2
+        assert float(best) == pytest.approx(min(errors), abs=0.05)
+        assert float(median) == pytest.approx(np.median(errors), abs=0.05)
+        assert ks == "-" if space == "anynetx_c" else 0 <= float(ks) <= 1
+    # The report ran inside the output folder: it names the runs by space.
+    assert re.search(r"^  anynetx_c +regnet +\d", proc.stdout, re.M), proc.stdout
+    assert (folder / "ds" / "edf_normalized.png").stat().st_size > 10000

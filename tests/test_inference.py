@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import random_images, randomize_bn, run_python
+from conftest import random_images, randomize_bn
 from keras_regnet import AnyNet, AnyNetSpec
 from keras_regnet.models import inference
 
@@ -115,8 +115,7 @@ def test_drop_path_is_dropped():
                                rtol=1e-5, atol=1e-4)
 
 
-def check_bf16_export():
-    """Run by the test below in a process with oneDNN's full instruction set."""
+def test_bf16_folded_model_is_close_and_bf16():
     model = _model("y")
     folded = inference.inference_model(model, dtype="bfloat16", batch_splits=2)
     x = _images(n=8)
@@ -128,13 +127,6 @@ def check_bf16_export():
                            for k in kernels)
     err = np.abs(np.asarray(out) - ref).max() / np.abs(ref).max()
     assert err < 0.05, err
-
-
-def test_bf16_folded_model_is_close_and_bf16():
-    # conftest caps oneDNN at AVX2, which has no bf16 convolutions; ALL is
-    # oneDNN's own default.
-    run_python(["-c", "import test_inference; test_inference.check_bf16_export()"],
-               ONEDNN_MAX_CPU_ISA="ALL")
 
 
 def test_savedmodel_export_round_trip(tmp_path):

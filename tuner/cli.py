@@ -397,6 +397,17 @@ def prepare_search(args, config):
     return config, info, make_hypermodel(config, info)
 
 
+# What the README's main job measured per trial against the tensorflow
+# backend on the same 2-core CPU (see the README's speed section).
+CPU_BACKEND_NOTES = {
+    "jax": "on a CPU, jax trains these models 3-11x slower than tensorflow "
+           "(grouped convolutions the most): KERAS_BACKEND=tensorflow is the "
+           "fast choice here",
+    "torch": "on a CPU, torch trains these models about 1.6x slower than "
+             "tensorflow: KERAS_BACKEND=tensorflow is the fast choice here",
+}
+
+
 def header(config, info, space, out):
     """The lines a search starts with: what it searches, and on what."""
     from keras_regnet import runtime
@@ -413,7 +424,7 @@ def header(config, info, space, out):
             "portable": "portable: oneDNN is off, training about 2x slower; "
                         "set TF_ENABLE_ONEDNN_OPTS=1",
             "keras": "Keras' own"}[rt["grouped_conv"]]
-    return "\n".join([
+    lines = [
         f"Searching the {space.name} space ({config['block']} blocks) on "
         f"{info.name} ({'x'.join(map(str, info.input_shape))}, {info.classes} "
         f"classes, {space.stem_type} stem) with {config['tuner']} search, "
@@ -421,7 +432,10 @@ def header(config, info, space, out):
         "  ranges " + ", ".join(f"{k} {shown(k, v)}" for k, v in space.ranges.items())
         + f"; budget {budget or 'none'}",
         f"  Keras {rt['keras']} on {rt['backend']}, {rt['device']} "
-        f"({rt['cpu']}); grouped convolutions: {conv}"])
+        f"({rt['cpu']}); grouped convolutions: {conv}"]
+    if rt["device"] == "CPU" and rt["backend"].split()[0] in CPU_BACKEND_NOTES:
+        lines.append("  " + CPU_BACKEND_NOTES[rt["backend"].split()[0]])
+    return "\n".join(lines)
 
 
 def run_search(args, config, info, hypermodel):
@@ -608,12 +622,6 @@ def _attach_open_ranges(argv):
 
 
 def main(argv=None):
-    # TensorFlow 2.21's oneDNN AVX-512 kernels corrupt the heap (SIGSEGV,
-    # "double free") while training some small RegNets on CPU, e.g. stages of
-    # widths (8, 24) at 32x32; the AVX2 kernels do not. oneDNN reads this
-    # when it first runs a kernel, so it still applies here; a user's own
-    # setting wins, and workers inherit it.
-    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
     parser = build_parser()
     args = parser.parse_args(_attach_open_ranges(sys.argv[1:] if argv is None else argv))
     try:

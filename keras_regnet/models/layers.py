@@ -141,33 +141,42 @@ class NativeConv2D(keras.layers.Conv2D):
 
     - a grouped convolution calls `tf.nn.convolution` directly instead of
       Keras' XLA-compiled wrapper, when `native_grouped_conv_ok()`;
-    - in training, a 1x1, stride-1 convolution without bias or activation
-      is one `MatMul` over the channel axis, whose backward pass oneDNN
-      computes 1.5-2.5x faster than the convolution's in bfloat16 (in
-      inference the convolution stays, for Grappler to fuse with BN and
-      ReLU).
+    - a strided 1x1 convolution (the shortcut projection) takes every
+      stride-th pixel first and then runs at stride 1: the same values, and
+      it avoids a oneDNN fault of TensorFlow 2.21 (heap corruption in some
+      strided 1x1 convolutions at odd batch sizes, seen on AVX-512/AMX CPUs);
+    - in training, a 1x1 convolution without bias or activation is one
+      `MatMul` over the channel axis, whose backward pass oneDNN computes
+      1.5-2.5x faster than the convolution's in bfloat16 (in inference the
+      convolution stays, for Grappler to fuse with BN and ReLU).
 
     Elsewhere it is exactly `Conv2D`.
     """
 
     def call(self, inputs, training=None):
-        if training and self._is_plain_pointwise():
-            import tensorflow as tf
+        if not self._is_pointwise_nhwc():
+            return super().call(inputs)
+        import tensorflow as tf
 
+        if self.strides != (1, 1):
+            inputs = inputs[:, ::self.strides[0], ::self.strides[1], :]
+        if (training and not self.use_bias
+                and self.activation is keras.activations.linear):
             c_in, c_out = self.kernel.shape[-2:]
             outputs = tf.matmul(tf.reshape(inputs, [-1, c_in]),
                                 tf.reshape(self.kernel, [c_in, c_out]))
-            return tf.reshape(outputs, tf.concat(
-                [tf.shape(inputs)[:-1], [c_out]], 0))
-        return super().call(inputs)
+            return tf.reshape(outputs, tf.concat([tf.shape(inputs)[:-1], [c_out]], 0))
+        outputs = tf.nn.conv2d(inputs, self.kernel, strides=1, padding="VALID")
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, self.bias)
+        return self.activation(outputs)
 
-    def _is_plain_pointwise(self):
+    def _is_pointwise_nhwc(self):
+        # For a 1x1 kernel "same" and "valid" give the same output size.
         return (keras.backend.backend() == "tensorflow"
                 and self.data_format == "channels_last"
-                and self.kernel_size == (1, 1) and self.strides == (1, 1)
-                and self.dilation_rate == (1, 1) and self.groups == 1
-                and not self.use_bias
-                and self.activation is keras.activations.linear)
+                and self.kernel_size == (1, 1)
+                and self.dilation_rate == (1, 1) and self.groups == 1)
 
     def convolution_op(self, inputs, kernel):
         if (self.groups == 1 or self.data_format != "channels_last"
