@@ -400,10 +400,10 @@ def prepare_search(args, config):
 # What the README's main job measured per trial against the tensorflow
 # backend on the same 2-core CPU (see the README's speed section).
 CPU_BACKEND_NOTES = {
-    "jax": "on a CPU, jax trains these models 3-11x slower than tensorflow "
+    "jax": "on a CPU, jax trains these models 3-14x slower than tensorflow "
            "(grouped convolutions the most): KERAS_BACKEND=tensorflow is the "
            "fast choice here",
-    "torch": "on a CPU, torch trains these models about 1.6x slower than "
+    "torch": "on a CPU, torch trains these models about 2x slower than "
              "tensorflow: KERAS_BACKEND=tensorflow is the fast choice here",
 }
 

@@ -142,9 +142,10 @@ class NativeConv2D(keras.layers.Conv2D):
     - a grouped convolution calls `tf.nn.convolution` directly instead of
       Keras' XLA-compiled wrapper, when `native_grouped_conv_ok()`;
     - a strided 1x1 convolution (the shortcut projection) takes every
-      stride-th pixel first and then runs at stride 1: the same values, and
-      it avoids a oneDNN fault of TensorFlow 2.21 (heap corruption in some
-      strided 1x1 convolutions at odd batch sizes, seen on AVX-512/AMX CPUs);
+      stride-th pixel first (a 1x1 max pool) and then runs at stride 1: the
+      same values, and it avoids a oneDNN fault of TensorFlow 2.21 (heap
+      corruption in some strided 1x1 convolutions at odd batch sizes, seen
+      on AVX-512/AMX CPUs);
     - in training, a 1x1 convolution without bias or activation is one
       `MatMul` over the channel axis, whose backward pass oneDNN computes
       1.5-2.5x faster than the convolution's in bfloat16 (in inference the
@@ -159,7 +160,9 @@ class NativeConv2D(keras.layers.Conv2D):
         import tensorflow as tf
 
         if self.strides != (1, 1):
-            inputs = inputs[:, ::self.strides[0], ::self.strides[1], :]
+            # A 1x1 max pool subsamples: every stride-th pixel, at the speed
+            # of oneDNN's pooling (a strided slice halves bf16 inference).
+            inputs = tf.nn.max_pool2d(inputs, 1, self.strides, "VALID")
         if (training and not self.use_bias
                 and self.activation is keras.activations.linear):
             c_in, c_out = self.kernel.shape[-2:]
