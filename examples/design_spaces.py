@@ -1,6 +1,6 @@
 """The paper's progression of design spaces, rerun small on the bundled digits.
 
-    python examples/design_spaces.py                     # ~30 minutes on 2 CPU cores
+    python examples/design_spaces.py                     # 20-50 minutes on 2 CPU cores
     python examples/design_spaces.py --models 3 --epochs 1 --out runs/ds_quick
 
 Radosavovic et al. (2020) start from AnyNetX_A (16 free per-stage
