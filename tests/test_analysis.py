@@ -333,7 +333,7 @@ def test_report_without_a_common_flops_range_compares_plain_edfs(tmp_path, capsy
         write_trials_csv(tmp_path / name / "trials.csv", run)
     args = [str(tmp_path / "a"), str(tmp_path / "b"), "--bootstrap", "100",
             "--out", str(tmp_path / "c.png")]
-    cli.run_report(cli.build_parser().parse_args(["report", *args]))
+    assert cli.main(["report", *args]) == 0
     out = capsys.readouterr().out
     assert "note: Invalid `flops`: the runs' flops ranges do not overlap" in out
     assert "Comparing the plain error EDFs instead." in out

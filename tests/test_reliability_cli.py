@@ -176,12 +176,12 @@ def test_resume_may_only_grow_max_trials(tmp_path, capsys):
     assert "`--max-trials`: 4" in line and "may only grow" in line
 
 
-def _tuner(*args):
+def _tuner(*args, **popen):
     env = dict(os.environ, PYTHONPATH=REPO)
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the CLI must quiet TensorFlow itself
     return subprocess.Popen([sys.executable, "-m", "tuner", *args], cwd=REPO,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, **popen)
 
 
 def test_a_user_error_answers_at_once_without_tensorflow(tmp_path):
@@ -199,10 +199,16 @@ def test_a_user_error_answers_at_once_without_tensorflow(tmp_path):
     assert proc.stdout.strip() == "[]"
 
 
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _start_search(out):
-    """A long search in a subprocess, and its output lines up to trial 1's."""
+    """A long search in a subprocess, and its output lines up to trial 1's.
+    Started as `... &` starts it: SIGINT ignored (the search must still
+    stop on Ctrl-C and SIGTERM)."""
     proc = _tuner("search", "--max-trials", "50", "--epochs", "30", "--out", out,
-                  "--verbose", "0", *TINY)
+                  "--verbose", "0", *TINY, preexec_fn=_ignore_sigint)
     lines = []
     while not any(re.match(r"trial 1/50 \|", line) for line in lines):
         line = proc.stdout.readline()

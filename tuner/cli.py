@@ -177,7 +177,7 @@ def build_parser():
                         "2: one line per epoch, and TensorFlow's own log "
                         "messages (default: %(default)s)")
 
-    # Numbers are parsed in run_report, so that a bad value is one line.
+    # Numbers are parsed in check_report, so that a bad value is one line.
     r = sub.add_parser("report", help="rebuild plots and print a summary of runs",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     r.add_argument("dirs", nargs="+", metavar="DIR",
@@ -500,6 +500,9 @@ def stop_on_signals():
     """
     if not hasattr(signal, "pthread_sigmask"):
         return
+    # `interrupt_main` calls Python's SIGINT handler, which a process started
+    # in the background (`... &`) lacks: it inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
 
     def watch():
@@ -569,28 +572,32 @@ def run_worker(args):
     return worker_main(args.out)
 
 
-def run_report(args):
+def check_report(args):
+    """Validates the report's flags and targets; returns `(runs, samples,
+    seed, top)`, `runs` a list of `(folder, rows)`."""
     from tuner import analysis
 
-    try:
-        if args.edf not in analysis.EDF_KINDS:
-            raise ValueError(f"Invalid `--edf`: {args.edf!r}. Expected one of "
-                             f"{', '.join(analysis.EDF_KINDS)}.")
-        samples, seed, top = (_number(getattr(args, k), k, integer=True)
-                              for k in ("bootstrap", "seed", "top"))
-        for name, value in (("bootstrap", samples), ("top", top)):
-            if value < 1:
-                raise ValueError(f"Invalid `--{name}`: {value}. Expected an "
-                                 "integer >= 1.")
-        runs = [(os.path.normpath(d), analysis.load_run(d)) for d in args.dirs]
-        for d, rows in runs:
-            for name in analysis.plot_files(rows):
-                check_target(os.path.join(d, name))
-        if len(runs) > 1:
-            check_target(args.out, "--out")
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    if args.edf not in analysis.EDF_KINDS:
+        raise ValueError(f"Invalid `--edf`: {args.edf!r}. Expected one of "
+                         f"{', '.join(analysis.EDF_KINDS)}.")
+    samples, seed, top = (_number(getattr(args, k), k, integer=True)
+                          for k in ("bootstrap", "seed", "top"))
+    for name, value in (("bootstrap", samples), ("top", top)):
+        if value < 1:
+            raise ValueError(f"Invalid `--{name}`: {value}. Expected an "
+                             "integer >= 1.")
+    runs = [(os.path.normpath(d), analysis.load_run(d)) for d in args.dirs]
+    for d, rows in runs:
+        for name in analysis.plot_files(rows):
+            check_target(os.path.join(d, name))
+    if len(runs) > 1:
+        check_target(args.out, "--out")
+    return runs, samples, seed, top
+
+
+def run_report(args, runs, samples, seed, top):
+    from tuner import analysis
+
     for d, rows in runs:
         written = analysis.write_plots(d, rows, samples, seed, top)
         print(analysis.summary(d, rows, top))
@@ -624,32 +631,30 @@ def _attach_open_ranges(argv):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(_attach_open_ranges(sys.argv[1:] if argv is None else argv))
+
+    def checked(step, *step_args):
+        """`step(*step_args)`; its `ValueError` is a user error: one line, exit 2."""
+        try:
+            return step(*step_args)
+        except ValueError as e:
+            parser.exit(2, f"error: {e}\n")
+
     try:
         if args.command == "report":
             if hasattr(signal, "pthread_sigmask"):  # blocked by __main__
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
-            run_report(args)
+            run_report(args, *checked(check_report, args))
             return 0
         stop_on_signals()
         if args.command == "search":
             verbose = int(args.verbose)
-            try:
-                config = check_search(args)
-            except ValueError as e:
-                parser.exit(2, f"error: {e}\n")
+            config = checked(check_search, args)
             import_keras(verbose)
             if verbose < 2:
                 warnings.filterwarnings("ignore", module="keras_tuner")
-            try:
-                prepared = prepare_search(args, config)
-            except ValueError as e:
-                parser.exit(2, f"error: {e}\n")
-            run_search(args, *prepared)
+            run_search(args, *checked(prepare_search, args, config))
         else:
-            try:
-                check_worker(args)
-            except ValueError as e:
-                parser.exit(2, f"error: {e}\n")
+            checked(check_worker, args)
             import_keras(0)
             return run_worker(args)
     except SearchStopped as e:
