@@ -24,6 +24,7 @@ from tuner.errors import SearchStopped
 
 SEARCH_JSON = "search.json"
 SIGNALS = {signal.SIGINT, signal.SIGTERM}
+INTERRUPT_TAKEN = threading.Event()
 PROJECT = "kt_project"
 BEST_KERAS = "best_model.keras"
 BEST_SAVEDMODEL = "best_savedmodel"
@@ -458,6 +459,7 @@ def run_search(args, config, info, hypermodel):
             data = load_dataset(info, config["batch_size"], config["seed"])
             fit(search, data, config)
     except KeyboardInterrupt:
+        interrupt_taken()
         print("\nInterrupted: writing the summary and the best model so far "
               "(press Ctrl-C again to stop at once; completed trials are kept "
               "either way, continue with --resume).", flush=True)
@@ -505,15 +507,30 @@ def stop_on_signals():
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
 
+    def interrupt_until_taken():
+        # A KeyboardInterrupt raised while the main thread runs a gc callback
+        # or a finalizer (JAX, which TensorFlow imports, installs one) is only
+        # printed as "Exception ignored": repeat it until `interrupt_taken`.
+        while True:
+            _thread.interrupt_main()
+            if INTERRUPT_TAKEN.wait(1.0):
+                return
+
     def watch():
         signal.sigwait(SIGNALS)
-        _thread.interrupt_main()
+        threading.Thread(target=interrupt_until_taken, daemon=True).start()
         signal.sigwait(SIGNALS)
         print("\nStopped; completed trials are kept. Continue with --resume.",
               file=sys.stderr, flush=True)
         os._exit(130)
 
     threading.Thread(target=watch, daemon=True, name="stop-on-signals").start()
+
+
+def interrupt_taken():
+    """Called first where the main thread catches the KeyboardInterrupt of
+    `stop_on_signals`: stops its repetition."""
+    INTERRUPT_TAKEN.set()
 
 
 def _load_keras():
@@ -660,6 +677,7 @@ def main(argv=None):
     except SearchStopped as e:
         parser.exit(1, f"error: {e}\n")
     except KeyboardInterrupt:
+        interrupt_taken()
         parser.exit(130, "Interrupted; completed trials are kept. Continue "
                          "with --resume.\n")
     return 0
