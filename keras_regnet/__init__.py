@@ -37,6 +37,7 @@ _LAZY = {
     "feature_model": "keras_regnet.models.anynet",
     "export_inference": "keras_regnet.models.inference",
     "inference_model": "keras_regnet.models.inference",
+    "load_model": "keras_regnet.models",
     "DropPath": "keras_regnet.models.layers",
     "NativeConv2D": "keras_regnet.models.layers",
     "RegNet": "keras_regnet.models.regnet",

@@ -439,6 +439,27 @@ def test_keras_file_round_trip(tmp_path, se_ratio):
                                atol=1e-5, rtol=0)
 
 
+def test_load_model_in_a_fresh_process(tmp_path):
+    """`keras_regnet.load_model` registers the package's layers itself:
+    a process that built nothing loads the file and computes the same."""
+    model = keras_regnet.RegNet(**SMALL, se_ratio=0.25, classifier_activation=None)
+    _randomize(model)
+    path, images = str(tmp_path / "m.keras"), str(tmp_path / "images.npy")
+    model.save(path)
+    np.save(images, _images(2))
+    proc = run_python(["-c", textwrap.dedent("""
+        import sys
+        import numpy as np
+        import keras_regnet
+        model = keras_regnet.load_model(sys.argv[1])
+        np.save(sys.argv[2], model.predict(np.load(sys.argv[2]), verbose=0))
+        print(type(model.get_layer("s1_b1_b_conv")).__name__)
+        """), path, images])
+    assert proc.stdout.split() == ["NativeConv2D"]
+    np.testing.assert_allclose(np.load(images), model.predict(_images(2), verbose=0),
+                               atol=1e-5, rtol=0)
+
+
 def test_files_saved_with_the_former_conv_name_load():
     config = keras.saving.serialize_keras_object(
         keras_regnet.NativeConv2D(4, 3, groups=2, name="b_conv"))

@@ -58,10 +58,7 @@ def test_search_learns_digits_and_exports_the_best_model(tmp_path):
 
     data = load_dataset(describe_dataset("digits", image_size=16), batch_size=64)
     x, y = dataset_arrays(data.val)
-    # As the README says: register keras_regnet's layers and optimizer first.
-    import keras_regnet.models.layers  # noqa: F401
-    import keras_regnet.training  # noqa: F401
-    model = keras.saving.load_model(os.path.join(out, cli.BEST_KERAS))
+    model = keras_regnet.load_model(os.path.join(out, cli.BEST_KERAS))
     probs = model.predict(x, verbose=0)
     assert np.mean(probs.argmax(-1) == y) == pytest.approx(best["val_accuracy"], abs=1e-6)
     saved_model = tf.saved_model.load(os.path.join(out, cli.BEST_SAVEDMODEL))
