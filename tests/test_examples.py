@@ -88,6 +88,7 @@ def top5_lines(lines):
     ("d2l_anynet.py", ["--models", "regnetx32,vionet_z"],
      "unknown model(s) ['vionet_z']"),
     ("d2l_anynet.py", ["--image-size", "16"], "--image-size: 16 is not >= 32"),
+    ("d2l_anynet.py", ["--seed", "-1"], "--seed: -1 is not >= 0"),
     ("design_spaces.py", ["--spaces", "anynetx_a,anynetx_z"],
      "Invalid `--spaces`: 'anynetx_z'. Expected names from regnet, anynetx_a"),
     ("design_spaces.py", ["--models", "0"], "Invalid `--models`: 0"),

@@ -9,6 +9,7 @@ import sys
 import time
 
 import keras
+import keras_regnet
 import numpy as np
 import pytest
 import tensorflow as tf
