@@ -1,5 +1,5 @@
-"""What the examples' command lines share: one-line errors, `--model` and
-`--weights`."""
+"""What the examples' command lines share: one-line errors, `--model`,
+`--weights` and `--seed`."""
 
 import argparse
 import os
@@ -19,6 +19,21 @@ def weights_arg(value):
             f"{value!r} is not a file; expected 'imagenet', 'none' or the "
             "path to a weights file")
     return value
+
+
+def seed_arg(value):
+    """A non-negative integer, for `keras.utils.set_random_seed`."""
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number >= 0")
+    return int(value)
+
+
+def add_seed(parser):
+    """`--seed`: short trainings swing with the initial weights; 0 makes
+    every run give the same figures on a machine."""
+    parser.add_argument("--seed", type=seed_arg, default=0,
+                        help="seed of the initial weights and the batch order "
+                        "(default 0)")
 
 
 def add_model_and_weights(parser, default_model):
