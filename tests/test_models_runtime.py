@@ -188,7 +188,6 @@ def test_pointwise_conv_is_one_matmul_in_training():
     assert graphs[True].outputs[0].shape.as_list() == [None, 5, 6, 12]
 
 
-
 @pytest.mark.parametrize("size, padding, use_bias", [
     (5, "same", False), (6, "valid", True), (7, "valid", False), (8, "same", True)])
 @pytest.mark.parametrize("training", [True, False])

@@ -4,7 +4,7 @@ import sys
 
 def main():
     # A search takes Ctrl-C and SIGTERM in a thread of its own
-    # (`cli.stop_on_signals`). Blocked before NumPy starts its BLAS threads,
+    # (`tuner.stopping`). Blocked before NumPy starts its BLAS threads,
     # which would otherwise inherit them unblocked and take them instead.
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})

@@ -4,7 +4,6 @@ Arguments are parsed and checked before TensorFlow is imported, so `--help`
 and bad input answer at once; `report` never imports TensorFlow.
 """
 
-import _thread
 import argparse
 import json
 import math
@@ -13,7 +12,6 @@ import re
 import signal
 import sys
 import tempfile
-import threading
 import time
 import warnings
 
@@ -21,10 +19,9 @@ from keras_regnet.design.sampling import format_count
 from keras_regnet.design.spaces import SPACE_NAMES
 from keras_regnet.files import atomic_path, check_target, write_json
 from tuner.errors import SearchStopped
+from tuner.stopping import SIGNALS, raise_if_stopped, stop_on_signals
 
 SEARCH_JSON = "search.json"
-SIGNALS = {signal.SIGINT, signal.SIGTERM}
-INTERRUPT_TAKEN = threading.Event()
 PROJECT = "kt_project"
 BEST_KERAS = "best_model.keras"
 BEST_SAVEDMODEL = "best_savedmodel"
@@ -434,8 +431,9 @@ def header(config, info, space, out):
         + f"; budget {budget or 'none'}",
         f"  Keras {rt['keras']} on {rt['backend']}, {rt['device']} "
         f"({rt['cpu']}); grouped convolutions: {conv}"]
-    if rt["device"] == "CPU" and rt["backend"].split()[0] in CPU_BACKEND_NOTES:
-        lines.append("  " + CPU_BACKEND_NOTES[rt["backend"].split()[0]])
+    note = CPU_BACKEND_NOTES.get(rt["backend"].split()[0])
+    if rt["device"] == "CPU" and note:
+        lines.append("  " + note)
     return "\n".join(lines)
 
 
@@ -459,19 +457,20 @@ def run_search(args, config, info, hypermodel):
             data = load_dataset(info, config["batch_size"], config["seed"])
             fit(search, data, config)
     except KeyboardInterrupt:
-        interrupt_taken()
         print("\nInterrupted: writing the summary and the best model so far "
-              "(press Ctrl-C again to stop at once; completed trials are kept "
-              "either way, continue with --resume).", flush=True)
+              "(completed trials are kept; continue with --resume).", flush=True)
         _finish(search, out, time.time() - start)
         raise
     _finish(search, out, time.time() - start)
 
 
 def fit(search, data, config):
-    """`search.search` on a dataset; `shuffle=False`: the pipeline shuffles."""
+    """`search.search` on a dataset; `shuffle=False`: the pipeline shuffles.
+    Stops at the next batch after Ctrl-C or SIGTERM (`tuner.stopping`)."""
+    from tuner.search import StopOnSignal
+
     search.search(data.train, validation_data=data.val, epochs=config["epochs"],
-                  verbose=config["verbose"], shuffle=False)
+                  verbose=config["verbose"], shuffle=False, callbacks=[StopOnSignal()])
 
 
 def _finish(search, out, seconds):
@@ -489,48 +488,6 @@ def _finish(search, out, seconds):
               f"Best: trial {trial_number(best.trial_id)}, "
               f"{search.oracle.objective.name} {best.score:.4f} -> {written}, "
               f"{os.path.join(out, 'edf.png')}", flush=True)
-
-
-def stop_on_signals():
-    """Ctrl-C or SIGTERM: finish like the end of the search; a second one:
-    stop at once.
-
-    The signals are taken by a thread of their own (the main thread may be
-    inside a long TensorFlow call, where Python cannot act on a signal), so
-    the second one ends the process immediately. Everything a search writes
-    is written whole, so what is complete stays complete.
-    """
-    if not hasattr(signal, "pthread_sigmask"):
-        return
-    # `interrupt_main` calls Python's SIGINT handler, which a process started
-    # in the background (`... &`) lacks: it inherits SIGINT ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-
-    def interrupt_until_taken():
-        # A KeyboardInterrupt raised while the main thread runs a gc callback
-        # or a finalizer (JAX, which TensorFlow imports, installs one) is only
-        # printed as "Exception ignored": repeat it until `interrupt_taken`.
-        while True:
-            _thread.interrupt_main()
-            if INTERRUPT_TAKEN.wait(1.0):
-                return
-
-    def watch():
-        signal.sigwait(SIGNALS)
-        threading.Thread(target=interrupt_until_taken, daemon=True).start()
-        signal.sigwait(SIGNALS)
-        print("\nStopped; completed trials are kept. Continue with --resume.",
-              file=sys.stderr, flush=True)
-        os._exit(130)
-
-    threading.Thread(target=watch, daemon=True, name="stop-on-signals").start()
-
-
-def interrupt_taken():
-    """Called first where the main thread catches the KeyboardInterrupt of
-    `stop_on_signals`: stops its repetition."""
-    INTERRUPT_TAKEN.set()
 
 
 def _load_keras():
@@ -669,15 +626,17 @@ def main(argv=None):
             import_keras(verbose)
             if verbose < 2:
                 warnings.filterwarnings("ignore", module="keras_tuner")
-            run_search(args, *checked(prepare_search, args, config))
+            prepared = checked(prepare_search, args, config)
+            raise_if_stopped()  # a signal while TensorFlow loaded
+            run_search(args, *prepared)
         else:
             checked(check_worker, args)
             import_keras(0)
+            raise_if_stopped()
             return run_worker(args)
     except SearchStopped as e:
         parser.exit(1, f"error: {e}\n")
     except KeyboardInterrupt:
-        interrupt_taken()
         parser.exit(130, "Interrupted; completed trials are kept. Continue "
                          "with --resume.\n")
     return 0

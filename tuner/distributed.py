@@ -20,6 +20,7 @@ import time
 from tuner import cli
 from tuner.oracle import MAX_ATTEMPTS
 from tuner.errors import SearchStopped, WorkerRecycle
+from tuner.stopping import raise_if_stopped
 
 # Exit status of a worker that ran `--trials-per-worker` trials.
 RECYCLE_EXIT = 3
@@ -129,6 +130,7 @@ def run_chief(search, config, out):
             supervisor.spawn(f"worker{i}")
         while True:
             time.sleep(POLL_S)
+            raise_if_stopped()
             local_done = supervisor.poll()
             remote_done = (not oracle.ongoing_trials and
                            (config["workers"] or servicer.stop_triggered

@@ -1,5 +1,6 @@
 """The RegNet tuner: a Keras Tuner `Tuner` driven by a budgeted oracle."""
 
+import keras
 import keras_tuner
 import numpy as np
 from keras_tuner.engine.tuner import maybe_distribute
@@ -9,6 +10,7 @@ from keras_regnet.design.sampling import MAX_DRAWS, _error
 from keras_regnet.files import write_json
 from tuner.errors import SearchStopped, WorkerRecycle  # noqa: F401 - public
 from tuner.oracle import ORACLES
+from tuner.stopping import raise_if_stopped
 
 
 class RegNetTuner(keras_tuner.Tuner):
@@ -113,6 +115,17 @@ class SaveBestEpochAtEnd(tuner_utils.SaveBestEpoch):
         optimizer = self.model.optimizer
         return [*self.model.variables, *(optimizer.variables if optimizer else [])]
 
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Ends `fit` with `KeyboardInterrupt` at the next batch once Ctrl-C or
+    SIGTERM has asked the command-line search to stop (`tuner.stopping`)."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        raise_if_stopped()
+
+    def on_test_batch_begin(self, batch, logs=None):
+        raise_if_stopped()
 
 def build_tuner(hypermodel, tuner="random", *, max_trials=10, max_epochs=None,
                 objective="val_accuracy", seed=None, trials_csv=None,
