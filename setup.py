@@ -12,11 +12,20 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_regnet", "keras_regnet.*", "tuner", "tuner.*"]),
-    python_requires=">=3.10",
+    license="MIT",
+    python_requires=">=3.11",
+    classifiers=[
+        "Development Status :: 4 - Beta",
+        "Intended Audience :: Science/Research",
+        "License :: OSI Approved :: MIT License",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.11",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.3",
-        "keras-tuner>=1.4",
+        "keras-tuner>=1.4,<1.5",
         # Keras Tuner's TensorFlow path imports it on every trial.
         "tensorboard",
         "tensorflow-datasets",
@@ -31,6 +40,7 @@ setup(
         "torch": ["torch==2.13.0"],
         "test": [
             "pytest",
+            "pytest-xdist",
             "tf-keras",
             "jax",
             "torch==2.13.0",

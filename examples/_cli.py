@@ -1,5 +1,5 @@
 """What the examples' command lines share: one-line errors, `--model`,
-`--weights` and `--seed`."""
+`--weights`, `--seed` and `--verbose`."""
 
 import argparse
 import os
@@ -46,3 +46,26 @@ def add_model_and_weights(parser, default_model):
     parser.add_argument("--weights", default="imagenet", type=weights_arg,
                         help="'imagenet' (default), 'none' (random) or the "
                         "path to a weights file")
+
+
+def add_verbose(parser):
+    """`--verbose`: show TensorFlow's own log lines (hidden by default, as
+    on `python -m tuner`)."""
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own log lines")
+
+
+def start(args):
+    """Imports Keras quietly (unless `--verbose`), seeds it with `--seed`
+    where the example has one; returns `keras`."""
+    import importlib
+
+    from keras_regnet import runtime
+
+    keras = runtime.import_keras(args.verbose)
+    # The builders' modules load before the seed is set, so that the first
+    # model built after it is the same as in any process seeded alike.
+    importlib.import_module("keras_regnet.models.regnet")
+    if hasattr(args, "seed"):
+        keras.utils.set_random_seed(args.seed)
+    return keras

@@ -2,7 +2,7 @@
 
     python examples/classify.py elephant.jpg
     python examples/classify.py --demo                   # a generated image
-    python examples/classify.py --demo --weights none    # offline, random weights
+    python examples/classify.py --demo --weights none    # offline, random weights (seeded)
     python examples/classify.py elephant.jpg --model RegNetY016 --weights regnety016_pycls.h5
 
 `--weights` is `imagenet` (the Keras 2 ImageNet weights, downloaded once
@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 import keras_regnet  # before Keras: it sets TensorFlow's CPU options
-from _cli import Parser, add_model_and_weights
+from _cli import Parser, add_model_and_weights, add_seed, add_verbose, start
 
 
 def demo_image(size=256):
@@ -61,6 +61,8 @@ def main():
     add_model_and_weights(parser, "RegNetY016")
     parser.add_argument("--size", type=int, default=224,
                         help="input size (224 with the ImageNet weights)")
+    add_seed(parser)
+    add_verbose(parser)
     args = parser.parse_args()
     try:
         image = (demo_image() if args.demo else Image.open(args.image)).convert("RGB")
@@ -68,6 +70,7 @@ def main():
         parser.error(f"cannot read the image {args.image!r}: "
                      f"{e.strerror or e}")
 
+    start(args)
     try:
         model = getattr(keras_regnet, args.model)(
             weights=args.weights, input_shape=(args.size, args.size, 3))
@@ -79,7 +82,13 @@ def main():
     image = center_crop(image, args.size)
     predictions = model.predict(np.asarray(image, "float32")[np.newaxis],
                                 verbose=0)
-    for label, score in top5(predictions, named=args.weights is not None):
+    rows = top5(predictions, named=args.weights is not None)
+    weights = (f"random weights (--weights none, seed {args.seed}): the "
+               "scores mean nothing" if args.weights is None
+               else f"weights {args.weights}")
+    print(f"{args.model} with {weights}; top 5 of "
+          f"{'the demo image' if args.demo else args.image}:")
+    for label, score in rows:
         print(f"{score:7.2%}  {label}")
 
 

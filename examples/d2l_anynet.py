@@ -15,7 +15,7 @@ models near chance; the 8x8 digits hold no more detail at 96x96 than at 32x32.
 import argparse
 
 import keras_regnet  # before Keras: it sets TensorFlow's CPU options
-from _cli import Parser, add_seed
+from _cli import Parser, add_seed, add_verbose, start
 
 
 def d2l_anynet(depths=(4, 6), widths=(32, 80), group_widths=16,
@@ -80,16 +80,14 @@ def main():
     parser.add_argument("--image-size", type=int, default=96,
                         help="side of the grayscale input (the chapter's 96)")
     add_seed(parser)
+    add_verbose(parser)
     args = parser.parse_args()
     if args.epochs < 0:
         parser.error(f"argument --epochs: {args.epochs} is not >= 0")
     if args.image_size < 32:
         parser.error(f"argument --image-size: {args.image_size} is not >= 32")
 
-    import keras
-
-    keras.utils.set_random_seed(args.seed)
-
+    keras = start(args)
     input_shape = (args.image_size, args.image_size, 1)
     data = digits(args.image_size) if args.epochs else None
     for name in args.models:

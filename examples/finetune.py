@@ -15,7 +15,7 @@ reach well above chance, though below the pretrained backbone. About 30 s on
 
 
 import keras_regnet  # before Keras: it sets TensorFlow's CPU options
-from _cli import Parser, add_model_and_weights, add_seed
+from _cli import Parser, add_model_and_weights, add_seed, add_verbose, start
 
 SIZE = 64
 
@@ -42,13 +42,12 @@ def main():
     parser.add_argument("--epochs", type=int, default=20,
                         help="epochs of head training (default 20)")
     add_seed(parser)
+    add_verbose(parser)
     args = parser.parse_args()
     if args.epochs < 1:
         parser.error(f"argument --epochs: {args.epochs} is not >= 1")
 
-    import keras
-
-    keras.utils.set_random_seed(args.seed)
+    keras = start(args)
     try:
         backbone = getattr(keras_regnet, args.model)(
             weights=args.weights, include_top=False, pooling="avg",

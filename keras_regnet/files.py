@@ -57,7 +57,7 @@ _HOST = socket.gethostname()
 
 
 @contextlib.contextmanager
-def atomic_path(path, argument="path", cached=False):
+def atomic_path(path, argument="path", cached=False, parents=False):
     """Yields a temporary path to write the file or folder `path` to.
 
     The temporary path lies in a fresh folder beside `path` and has its base
@@ -71,15 +71,18 @@ def atomic_path(path, argument="path", cached=False):
         cached: `path` is a cache entry holding a copy of a remote file: a
             file there is replaced whatever it holds, and the new file is
             left byte for byte as written (no mark).
+        parents: create `path`'s missing folders (as `mkdir -p`).
 
     Raises:
-        ValueError: `path`'s folder does not exist, or `path` exists and is
-            not a file or folder of the new content's kind that keras_regnet
-            wrote (see the module docstring). Checked before the block runs
-            and again before the rename.
+        ValueError: `path`'s folder does not exist (and `parents` is False)
+            or cannot be made, or `path` exists and is not a file or folder
+            of the new content's kind that keras_regnet wrote (see the
+            module docstring). Checked before the block runs and again
+            before the rename.
     """
-    path = check_target(path, argument, cached)
+    path = check_target(path, argument, cached, parents)
     parent, base = os.path.split(path)
+    os.makedirs(parent, exist_ok=True)
     _remove_dead_temps(parent, base)
     work = tempfile.mkdtemp(prefix=f".{base}.tmp.{_HOST}.{os.getpid()}.",
                             dir=parent)
@@ -97,7 +100,7 @@ def atomic_path(path, argument="path", cached=False):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def check_target(path, argument="path", cached=False):
+def check_target(path, argument="path", cached=False, parents=False):
     """Checks that `atomic_path` may write `path`; returns it absolute.
 
     Call it before expensive work whose result goes to `path`.
@@ -110,13 +113,31 @@ def check_target(path, argument="path", cached=False):
         raise ValueError(f"Invalid `{argument}`: {path!r}. Expected a path.")
     path = os.path.abspath(os.fspath(path))
     parent = os.path.dirname(path)
-    if not os.path.isdir(parent):
+    if parents:
+        check_folder_creatable(parent, argument, path)
+    elif not os.path.isdir(parent):
         problem = "is not a folder" if os.path.exists(parent) else "does not exist"
         raise ValueError(f"Invalid `{argument}`: {path!r}. Its folder "
                          f"{parent!r} {problem}.")
     if os.path.lexists(path):
         _check_replaceable(path, argument, cached)
     return path
+
+
+def check_folder_creatable(folder, argument="path", given=None):
+    """Checks that `folder` exists or that `os.makedirs` can make it: its
+    nearest existing ancestor is a folder. `given`: the user's path, for
+    the message (default `folder`).
+
+    Raises:
+        ValueError: naming `argument`, the path and the ancestor in the way.
+    """
+    ancestor = os.path.abspath(folder)
+    while not os.path.lexists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise ValueError(f"Invalid `{argument}`: {given or folder!r}. Its folder "
+                         f"{ancestor!r} is {_kind(ancestor)}, not a folder.")
 
 
 def write_json(path, obj):

@@ -1,7 +1,10 @@
 """What this process computes with: backend, device, CPU and the fast paths."""
 
+import contextlib
 import os
 import platform
+import sys
+import tempfile
 
 
 def cpu_model():
@@ -77,3 +80,54 @@ def _accelerator(backend):
         if torch.cuda.is_available():
             return f"GPU: {torch.cuda.get_device_name(0)}"
     return None
+
+
+@contextlib.contextmanager
+def native_logs_hidden(verbose=False):
+    """Hides the log lines that TensorFlow's and XLA's C++ code writes to
+    stderr (device probing, CPU features, "failed call to cuInit" on a
+    machine without a GPU) while the block runs, unless `verbose`; they are
+    shown if the block raises. Also sets `TF_CPP_MIN_LOG_LEVEL=2` (a user's
+    own setting wins), which keeps TensorFlow's later info and warning
+    lines quiet."""
+    if verbose:
+        yield
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def import_keras(verbose=False):
+    """Imports Keras and its backend, and TensorFlow where it is installed,
+    with their start-up log lines hidden unless `verbose`
+    (`native_logs_hidden`); returns the `keras` module.
+
+    Under JAX or torch, TensorFlow (then used for `tf.data` only) is kept
+    off the GPUs."""
+    with native_logs_hidden(verbose):
+        import keras
+
+        try:
+            import tensorflow as tf
+        except ImportError:
+            return keras
+        if keras.backend.backend() != "tensorflow":
+            # tf.data only: the GPUs (and their memory) belong to JAX or torch.
+            tf.config.set_visible_devices([], "GPU")
+        tf.config.list_logical_devices()  # probes the devices, which logs
+        if not verbose:
+            tf.get_logger().setLevel("ERROR")
+    return keras

@@ -363,12 +363,13 @@ def test_report_imports_neither_tensorflow_nor_keras(runs, tmp_path):
     (["RUN", "--bootstrap", "0"], "error: Invalid `--bootstrap`: 0. Expected an "
                                   "integer >= 1."),
     (["RUN", "--top", "two"], "error: Invalid `--top`: 'two'. Expected a number"),
-    (["RUN", "RUN", "--out", "NOWHERE/x.png"], "error: Invalid `--out`"),
+    (["RUN", "RUN", "--out", "FILE/x.png"], "error: Invalid `--out`"),
 ])
 def test_report_bad_input_is_one_line(runs, tmp_path, args, message):
     (tmp_path / "empty").mkdir()
+    (tmp_path / "file").write_text("mine")
     subs = {"MISSING": str(tmp_path / "missing"), "EMPTY": str(tmp_path / "empty"),
-            "RUN": runs["old"], "NOWHERE/x.png": str(tmp_path / "nowhere" / "x.png")}
+            "RUN": runs["old"], "FILE/x.png": str(tmp_path / "file" / "x.png")}
     proc = _report(*[subs.get(a, a) for a in args])
     assert proc.returncode == 2
     for key, value in subs.items():
@@ -376,3 +377,28 @@ def test_report_bad_input_is_one_line(runs, tmp_path, args, message):
     assert proc.stderr.splitlines() == [proc.stderr.strip()]
     assert proc.stderr.startswith(message), proc.stderr
     assert proc.stdout == ""
+
+
+def test_small_runs_leave_out_what_they_cannot_show(tmp_path):
+    """Trend panels need 2 groups of 3 completed trials, the bootstrap 20
+    completed trials; below that one line says why, and no figure says it
+    has nothing to show."""
+    five = regnet_run(5, 0, failed=1)  # 2 groups of 3 need 6
+    assert analysis.trend_params(five) == []
+    assert "trends.png" not in analysis.plot_files(five)
+    (line,) = analysis.plots_left_out(five)
+    assert line == ("trends.png left out: no parameter has 2 groups of at least 3 "
+                    "completed trials yet (5 completed)")
+    assert analysis.bootstrap_summary(five).strip() == (
+        "bootstrap of the best model left out: it needs at least 20 completed "
+        "trials (5 here)")
+    written = analysis.write_plots(tmp_path, five, samples=100)
+    assert sorted(os.path.basename(p) for p in written) == sorted(os.listdir(tmp_path))
+    assert "trends.png" not in os.listdir(tmp_path)
+
+    # b takes 3 values over 40 trials: its panel shows; depth's too.
+    forty = regnet_run(40, 0, failed=0)
+    assert {"bottleneck_ratio", "depth"} <= set(analysis.trend_params(forty))
+    assert analysis.plots_left_out(forty) == []
+    assert "trends.png" in analysis.plot_files(forty)
+    assert "resamples of 10 of the 40 completed" in analysis.bootstrap_summary(forty, 100)

@@ -17,6 +17,8 @@ import pytest
 
 from conftest import REPO
 
+# One pytest-xdist worker runs them all: the long runs are shared (RUNS).
+pytestmark = pytest.mark.xdist_group("examples")
 EXAMPLES = os.path.join(REPO, "examples")
 PERCENT_LINE = re.compile(r"^ *(\d+\.\d\d)%  (.+)$")
 
@@ -27,19 +29,34 @@ def closed_port():
         return s.getsockname()[1]
 
 
+def offline_env(tmp_path):
+    """The environment of an offline machine with an empty Keras cache:
+    every HTTP(S) request goes to a closed port on 127.0.0.1."""
+    proxy = f"http://127.0.0.1:{closed_port()}"
+    return dict(os.environ, KERAS_HOME=str(tmp_path / "keras_home"),
+                http_proxy=proxy, https_proxy=proxy, HTTP_PROXY=proxy,
+                HTTPS_PROXY=proxy, no_proxy="", NO_PROXY="")
+
+
 def run_example(script, *args, tmp_path, timeout=240):
     """`python examples/<script> *args` offline, in `tmp_path`."""
-    proxy = f"http://127.0.0.1:{closed_port()}"
-    env = dict(os.environ, KERAS_HOME=str(tmp_path / "keras_home"),
-               http_proxy=proxy, https_proxy=proxy, HTTP_PROXY=proxy,
-               HTTPS_PROXY=proxy, no_proxy="", NO_PROXY="")
     return subprocess.run(
         [sys.executable, os.path.join(EXAMPLES, script), *map(str, args)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+        cwd=tmp_path, env=offline_env(tmp_path), capture_output=True, text=True,
+        timeout=timeout)
+
+
+# What TensorFlow's and XLA's C++ code logs: "I0000 00:00:..." lines (also
+# W, E, F), absl's start-up notice, oneDNN's and the CPU feature guard's.
+NATIVE_LOG = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages"
+                        r"|.*(oneDNN custom operations|cpu_feature_guard|cuInit))", re.M)
 
 
 def succeeded(proc):
+    """The stdout lines of a run that exited 0 without native log lines."""
     assert proc.returncode == 0, proc.stderr[-4000:]
+    logged = NATIVE_LOG.findall(proc.stderr + proc.stdout)
+    assert not logged, proc.stderr[-4000:]
     return proc.stdout.splitlines()
 
 
@@ -65,8 +82,10 @@ def load_example(name):
 
 def top5_lines(lines):
     """`[(percent, label)]` of classify's output, checked for shape."""
-    # Before them, Keras may say that it fetches the class names.
-    assert all(line.startswith("Downloading data from ") for line in lines[:-5])
+    # Before them, Keras may say that it fetches the class names, then the
+    # model and its weights are named.
+    assert all(line.startswith("Downloading data from ") for line in lines[:-6])
+    assert re.fullmatch(r"RegNet[XY]\d{3} with .*; top 5 of .*:", lines[-6]), lines
     rows = [PERCENT_LINE.match(line) for line in lines[-5:]]
     assert len(rows) == 5 and all(rows), lines
     scores = [float(m.group(1)) for m in rows]
@@ -103,20 +122,22 @@ def test_bad_input_is_one_line_and_exit_2(script, args, words, tmp_path):
     assert proc.stderr == line + "\n" and proc.stdout == ""
 
 
-# The long runs, keyed by the test that checks them (`test_<key>`). They
-# start together, two at a time: much of a run is TensorFlow's
-# single-threaded start-up and tracing, so two share two cores well.
+# The long runs, keyed by the test that checks them (`test_<key>`): the
+# commands of docs/weights.md, as the docs show them (tests/test_docs.py
+# leaves them to this file), and two more. They start together, two at a
+# time: much of a run is TensorFlow's single-threaded start-up and tracing,
+# so two share two cores well.
 RUNS = {
-    "d2l_anynet": ("d2l_anynet.py", "--models", "regnetx32", "--epochs", "3",
-                   "--image-size", "32"),
-    "finetune": ("finetune.py", "--weights", "none", "--epochs", "5"),
-    "classify_demo": ("classify.py", "--demo", "--weights", "none",
-                      "--model", "RegNetX002", "--size", "64"),
-    "classify_offline": ("classify.py", "--demo", "--model", "RegNetX002"),
-    "classify_file": ("classify.py", "photo.png", "--model", "RegNetX002",
-                      "--size", "64", "--weights", "mine.weights.h5"),
-    "design_spaces": ("design_spaces.py", "--spaces", "anynetx_c,regnet",
-                      "--models", "2", "--epochs", "1", "--jobs", "1", "--out", "ds"),
+    "d2l_anynet": "python examples/d2l_anynet.py --models regnetx32 --epochs 3 "
+                  "--image-size 32",
+    "finetune": "python examples/finetune.py --weights none",
+    "classify_demo": "python examples/classify.py --demo --weights none",
+    "classify_offline": "python examples/classify.py --demo --model RegNetX002",
+    "classify_file": "python examples/classify.py photo.png --model RegNetX002 "
+                     "--size 64 --weights mine.weights.h5",
+    # docs/weights.md's `python examples/design_spaces.py`, as test_docs.py shortens it
+    "design_spaces": "python examples/design_spaces.py --spaces anynetx_c,regnet "
+                     "--models 2 --epochs 1 --jobs 1",
 }
 
 
@@ -147,8 +168,9 @@ def runs(request, tmp_path_factory):
                 folder = tmp_path_factory.mktemp(key)
                 if key == "classify_file":
                     write_classify_inputs(folder)
+                _, script, *args = args.split()
                 started[key] = folder, pool.submit(
-                    run_example, *args, tmp_path=folder)
+                    run_example, os.path.basename(script), *args, tmp_path=folder)
         yield started
         pool.shutdown(cancel_futures=True)
 
@@ -158,9 +180,26 @@ def result(runs, key):
 
 
 def test_classify_demo(runs):
+    import keras
+
+    import keras_regnet
+
     _, proc = result(runs, "classify_demo")
-    for _, label in top5_lines(succeeded(proc)):
-        assert re.fullmatch(r"class \d{1,3}", label)
+    lines = succeeded(proc)
+    rows = top5_lines(lines)
+    assert lines[-6] == ("RegNetY016 with random weights (--weights none, seed 0): "
+                         "the scores mean nothing; top 5 of the demo image:")
+    # Seeded: the same random model as this process builds with seed 0.
+    build = keras_regnet.RegNetY016  # its modules load before the seed is set
+    keras.utils.set_random_seed(0)
+    model = build(weights=None, input_shape=(224, 224, 3))
+    classify = load_example("classify")
+    image = classify.center_crop(classify.demo_image(), 224)
+    scores = np.asarray(model(np.asarray(image, "float32")[None]))[0]
+    assert [label for _, label in rows] == [
+        f"class {i}" for i in np.argsort(scores)[::-1][:5]]
+    np.testing.assert_allclose([p for p, _ in rows],
+                               np.sort(scores)[::-1][:5] * 100, atol=0.006)
 
 
 def test_classify_file(runs):
@@ -207,7 +246,7 @@ def test_classify_top5_names_come_from_keras_class_index(monkeypatch, capsys):
 
 def test_finetune(runs):
     lines = succeeded(result(runs, "finetune")[1])
-    assert sum(line.startswith("Epoch ") for line in lines) == 5
+    assert sum(line.startswith("Epoch ") for line in lines) == 20
     m = re.fullmatch(r"test accuracy with a frozen RegNetX002 backbone "
                      r"\(random weights\): (\d\.\d{3}) \(chance: 0\.100\)",
                      lines[-1])
@@ -235,7 +274,7 @@ def test_design_spaces(runs):
     for line in table:
         space, models, best, median, ks = [c.strip() for c in line.strip("|").split("|")]
         errors = [100 * (1 - float(r["val_accuracy"]))
-                  for r in analysis.load_run(folder / "ds" / space)
+                  for r in analysis.load_run(folder / "runs" / "design_spaces" / space)
                   if r["status"] == "COMPLETED"]
         assert int(models) == len(errors) == 2
         assert float(best) == pytest.approx(min(errors), abs=0.05)
@@ -243,4 +282,4 @@ def test_design_spaces(runs):
         assert ks == "-" if space == "anynetx_c" else 0 <= float(ks) <= 1
     # The report ran inside the output folder: it names the runs by space.
     assert re.search(r"^  anynetx_c +regnet +\d", proc.stdout, re.M), proc.stdout
-    assert (folder / "ds" / "edf_normalized.png").stat().st_size > 10000
+    assert (folder / "runs" / "design_spaces" / "edf_normalized.png").stat().st_size > 10000

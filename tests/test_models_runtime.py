@@ -678,3 +678,38 @@ def test_importing_keras_regnet_first_turns_onednn_on():
         assert (onednn, path) == ("True", "native"), proc.stderr[-2000:]
     out = run_python(["-c", script], TF_ENABLE_ONEDNN_OPTS="0")
     assert out.stdout.split()[1:] == ["False", "portable"]
+
+
+@pytest.mark.parametrize("setting, onednn, cause, fix", [
+    (None, False, "TensorFlow was imported before keras_regnet", "set TF_ENABLE_ONEDNN_OPTS=1 before"),
+    ("1", False, "TF_ENABLE_ONEDNN_OPTS=1 was set after TensorFlow had been imported",
+     "set TF_ENABLE_ONEDNN_OPTS=1 before"),
+    ("0", False, "(TF_ENABLE_ONEDNN_OPTS=0)", "set TF_ENABLE_ONEDNN_OPTS=1 instead"),
+    ("1", True, "oneDNN is on, but TensorFlow's grouped convolution did not match", None),
+])
+def test_slow_path_warning_names_the_cause_and_a_fix_that_applies(monkeypatch, setting,
+                                                                  onednn, cause, fix):
+    if setting is None:
+        monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    else:
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", setting)
+    monkeypatch.setattr(regnet_layers, "onednn_enabled", lambda: onednn)
+    message = regnet_layers.slow_path_message()
+    assert cause in message, message
+    if fix:
+        assert fix in message, message
+    else:
+        assert "For full speed" not in message, message
+
+
+def test_every_kernel_is_drawn_on_its_own_and_seeded_builds_repeat():
+    """One initializer made at import gave every kernel of a shape the same
+    values, whatever the seed."""
+    keras.utils.set_random_seed(1)
+    model = keras_regnet.RegNetX002(weights=None, input_shape=(32, 32, 3), classes=10)
+    a, b = (model.get_layer(f"s3_b{i}_a_conv").kernel.numpy() for i in (2, 3))
+    assert a.shape == b.shape and abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.1
+    keras.utils.set_random_seed(1)
+    again = keras_regnet.RegNetX002(weights=None, input_shape=(32, 32, 3), classes=10)
+    for v, w in zip(model.weights, again.weights):
+        np.testing.assert_array_equal(v.numpy(), w.numpy(), err_msg=v.path)

@@ -41,21 +41,23 @@ SEARCH_CASES = [
     (["--oracle-address", "nohost", "--workers", "2"], "--oracle-address", "HOST:PORT"),
     (["--learning-rate", "nan"], "--learning-rate", "number"),
     (["--learning-rate", "0"], "--learning-rate", "number > 0 or a range"),
-    (["--learning-rate", "0.2-0.1"], "--learning-rate", "0 < LO <= HI"),
+    (["--learning-rate", "0.2-0.1"], "--learning-rate", "LO <= HI"),
     (["--weight-decay", "-1"], "--weight-decay", "number > 0 (or 0)"),
     (["--flops", "nan"], "--flops", "number"),
-    (["--flops", "400M-200M"], "flops", "lo <= hi"),
+    (["--flops", "400M-200M"], "--flops", "LO <= HI"),
+    (["--flops", "40M-20M"], "--flops", "LO <= HI"),
+    (["--depth", "3-1"], "--depth", "LO <= HI"),
     (["--params", "5"], "--params", "LO-HI"),
-    (["--depth", "1-100000"], "depth", "1 <= depth <= 64"),
+    (["--depth", "1-100000"], "--depth", "1 <= depth <= 64"),
     (["--wa", "inf"], "--wa", "number"),
-    (["--wm", "1.2-2"], "wm", "paper's limits"),
-    (["--group-width", "3"], "group_width", "1, 2, 4, 8, 16, 32"),
+    (["--wm", "1.2-2"], "--wm", "paper's limits"),
+    (["--group-width", "3"], "--group-width", "1, 2, 4, 8, 16, 32"),
     (["--space", "anynetx_a", "--wa", "10-20"], "--wa", "leave it out"),
-    (["--dataset", "no_such_dataset_xyz"], "dataset", "TensorFlow Datasets name"),
-    (["--dataset", "EMPTY"], "dataset", "found 0 class folder"),
+    (["--dataset", "no_such_dataset_xyz"], "--dataset", "TensorFlow Datasets name"),
+    (["--dataset", "EMPTY"], "--dataset", "found 0 class folder"),
     (["--out", "FILE"], "--out", "a folder"),
     (["--out", "FULL"], "--out", "holds no search"),
-    (["--out", "NO_PARENT"], "--out", "does not exist"),
+    (["--out", "UNDER_FILE"], "--out", "is a text file, not a folder"),
     (["--resume"], "--resume", "holds no search to resume"),
 ]
 
@@ -77,13 +79,16 @@ def test_bad_search_flags_are_one_line_and_exit_2(tmp_path, capsys, flags, named
     (tmp_path / "empty").mkdir()
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("mine")
-    paths = {"FILE": str(tmp_path / "file"), "NO_PARENT": str(tmp_path / "a" / "b"),
+    paths = {"FILE": str(tmp_path / "file"), "UNDER_FILE": str(tmp_path / "file" / "b"),
              "EMPTY": str(tmp_path / "empty"), "FULL": str(tmp_path / "full")}
     flags = [paths.get(f, f) for f in flags]
     if "--out" not in flags:
         flags += ["--out", str(tmp_path / "new")]
     line = _main(capsys, ["search", *flags])
     assert f"`{named}`" in line and allowed in line, line
+    typed = flags[flags.index(named) + 1] if named in flags else "--"
+    if not typed.startswith("--"):  # a flag with a value: as the user typed it
+        assert repr(typed) in line, line
     assert not (tmp_path / "new").exists()
     assert (tmp_path / "file").read_text() == "mine"
     assert os.listdir(tmp_path / "full") == ["notes.txt"]
@@ -310,3 +315,71 @@ def test_help_needs_no_tensorflow_and_explains_every_flag(command):
                        entry).split()
         assert len(words) >= 2, entry
         assert entry.count("(default") <= 1, entry
+
+
+WRITE_FAILS_AFTER_ONE_TRIAL = """
+import errno, sys
+import tuner.trials
+
+writes = []
+real = tuner.trials.atomic_path
+
+def atomic_path(path, *args, **kwargs):
+    # trials.csv is written when the search starts and after every trial:
+    # the disk fills up after the first trial.
+    writes.append(path)
+    if len(writes) == 2:
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+    return real(path, *args, **kwargs)
+
+tuner.trials.atomic_path = atomic_path
+from tuner.__main__ import main
+sys.exit(main())
+"""
+
+
+def test_a_write_error_ends_the_search_in_one_line(tmp_path):
+    """A full disk: one line naming the file and the cause, exit 1, no
+    traceback; the completed trial is kept, and --resume finishes the search."""
+    out = str(tmp_path / "run")
+    flags = ["search", "--max-trials", "2", "--epochs", "1", "--out", out,
+             "--verbose", "0", *TINY]
+    proc = subprocess.run([sys.executable, "-c", WRITE_FAILS_AFTER_ONE_TRIAL, *flags],
+                          cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=REPO))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: No space left on device: {os.path.join(out, 'trials.csv')!r}; "
+        "completed trials are kept: continue with --resume once the cause is gone.")
+    assert not [name for name in os.listdir(out) if ".tmp." in name]
+
+    resumed = _tuner(*flags, "--resume")
+    log, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, log + err
+    assert re.search(r"^trial 1/2 \|", log, re.M) is None, log  # kept, not rerun
+    rows = read_trials_csv(os.path.join(out, "trials.csv"))
+    assert [r["status"] for r in rows] == ["COMPLETED"] * 2
+
+
+HEADER = "trial,trial_id,status,error,flops\n"
+
+
+@pytest.mark.parametrize("content, problem", [
+    (HEADER + "1,00,COMPLETED,0.1\n", "line 2 has fewer cells than the header's 5"),
+    (HEADER + "1,00,COMPLETED,0.1,2e6,7\n", "line 2 has more cells than the header's 5"),
+    (HEADER + "1,00,COMPLETED,nan,2e6\n", "line 2: `error` is nan, expected a finite number"),
+    (HEADER + "1,00,COMPLETED,0.1,-5\n", "line 2: `flops` is -5, expected a finite number >= 0"),
+    (HEADER + "1,00,COMPLETED,0.1,1e999\n", "line 2: `flops` is inf"),
+    ("trial,error\n1,0.1\n", "its header lacks trial_id, status"),
+    ("", "its header lacks trial_id, status"),
+    (b"trial,trial_id,status\n1,\xff\xfe,COMPLETED\n", "it cannot be read as CSV"),
+])
+def test_report_of_a_damaged_trials_csv_is_one_line(tmp_path, capsys, content, problem):
+    run = tmp_path / "run"
+    run.mkdir()
+    path = run / "trials.csv"
+    (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
+    line = _main(capsys, ["report", str(run)])
+    assert line.startswith(f"error: Invalid run: {str(path)!r} is damaged: {problem}"), line
+    assert os.listdir(run) == ["trials.csv"]

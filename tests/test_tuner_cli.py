@@ -8,21 +8,12 @@ import subprocess
 import sys
 import time
 
-import keras
-import keras_regnet
-import numpy as np
 import pytest
-import tensorflow as tf
 
-from conftest import dataset_arrays
 from tuner import cli
-from tuner.data import describe_dataset, load_dataset
 from tuner.trials import read_trials_csv
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Small RegNets on 16x16 digits that reach ~97 % in three epochs.
-LEARN = ["--image-size", "16", "--depth", "4-8", "--w0", "16-32", "--wa", "8-32",
-         "--bottleneck-ratio", "1,2", "--group-width", "4,8,16", "--flops", "1M-4M"]
 # Tiny RegNets on the 8x8 digits, for the process tests.
 TINY = ["--image-size", "8", "--depth", "1-3", "--w0", "8-16", "--wa", "8-16",
         "--group-width", "4,8", "--flops", "none", "--batch-size", "64", "--verbose", "2"]
@@ -46,36 +37,8 @@ def _rows(out):
     return read_trials_csv(os.path.join(out, "trials.csv"))
 
 
-def test_search_learns_digits_and_exports_the_best_model(tmp_path):
-    out = str(tmp_path / "run")
-    log = _run("search", "--max-trials", "6", "--epochs", "3", "--out", out, *LEARN)
-    rows = _rows(out)
-    assert [r["status"] for r in rows] == ["COMPLETED"] * 6
-    assert len(re.findall(r"^trial \d/6 \|", log, re.M)) == 6
-    assert all(1e6 <= r["flops"] <= 4e6 and r["epochs"] == 3 for r in rows)
-    best = max(rows, key=lambda r: r["val_accuracy"])
-    assert best["val_accuracy"] >= 0.95, log
-    print(f"best val_accuracy {best['val_accuracy']:.4f}")
-
-    data = load_dataset(describe_dataset("digits", image_size=16), batch_size=64)
-    x, y = dataset_arrays(data.val)
-    model = keras_regnet.load_model(os.path.join(out, cli.BEST_KERAS))
-    probs = model.predict(x, verbose=0)
-    assert np.mean(probs.argmax(-1) == y) == pytest.approx(best["val_accuracy"], abs=1e-6)
-    saved_model = tf.saved_model.load(os.path.join(out, cli.BEST_SAVEDMODEL))
-    np.testing.assert_allclose(saved_model.serve(x).numpy(), probs, atol=1e-5)
-
-    with open(os.path.join(out, "edf.png"), "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    # The report rebuilds the plots and overlays the EDFs of several runs.
-    os.remove(os.path.join(out, "params.png"))
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "trials.csv").write_text(
-        open(os.path.join(out, "trials.csv")).read().replace("COMPLETED", "FAILED", 3))
-    overlay = str(tmp_path / "overlay.png")
-    assert cli.main(["report", out, str(other), "--out", overlay]) == 0
-    assert os.path.isfile(os.path.join(out, "params.png")) and os.path.isfile(overlay)
+# The search that learns the digits and exports its best model is the
+# README's main job: tests/test_docs.py runs it as written.
 
 
 def test_configuration_that_crashes_onednn_avx512_trains(tmp_path):

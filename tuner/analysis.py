@@ -46,7 +46,11 @@ _LOG10 = ("learning_rate", "weight_decay")
 _CHOICES = ("bottleneck_ratio", "group_width")
 _ERROR_LABEL = "error (%) = 100 x (1 - val_accuracy)"
 _KS_ALPHA = 0.05
-_MIN_GROUP = 3
+# The least data a trend panel and the bootstrap of the best model can say
+# something from; below it they are left out, with one line saying why.
+MIN_GROUP = 3
+MIN_GROUPS = 2
+MIN_BOOTSTRAP = 20
 
 
 def load_run(directory):
@@ -324,8 +328,8 @@ def best_error_trend(rows, name, samples=BOOTSTRAP_SAMPLES, seed=0):
 
     The completed trials are grouped by the parameter: one group per value
     when it takes at most 8 values, else up to 6 groups of equal counts
-    (quantiles, about 10 trials each); groups of fewer than 3 trials are
-    left out. From every group, `k` trials are drawn with replacement
+    (quantiles, about 10 trials each); groups of fewer than `MIN_GROUP`
+    trials are left out. From every group, `k` trials are drawn with replacement
     `samples` times and the lowest error of each draw kept, `k` being the
     size of the smallest group: each point is then the best of equally many
     models, so that a value tried more often does not look better for it.
@@ -336,6 +340,21 @@ def best_error_trend(rows, name, samples=BOOTSTRAP_SAMPLES, seed=0):
         50 and 97.5 of the best error (no groups: empty arrays, `k` 0).
     """
     _check_bootstrap(samples, 1)
+    x, errors, groups = _trend_groups(rows, name)
+    if not groups:
+        return {"x": np.zeros(0), "count": np.zeros(0, int), "k": 0,
+                "error": np.zeros((len(PERCENTILES), 0))}
+    k = min(len(g) for g in groups)
+    rng = np.random.default_rng(seed)
+    best = [errors[g][_best_of_draws(errors[g], k, samples, rng)] for g in groups]
+    return {"x": np.array([np.median(x[g]) for g in groups]),
+            "count": np.array([len(g) for g in groups]), "k": k,
+            "error": np.percentile(np.array(best), PERCENTILES, axis=1)}
+
+
+def _trend_groups(rows, name):
+    """`(x, errors, groups)` of `best_error_trend`: the completed trials'
+    values and errors, and the index arrays of its groups."""
     done = [r for r in completed(rows) if _is_number(r.get(name))]
     x = np.array([r[name] for r in done], dtype=float)
     errors = np.array([r["error"] for r in done], dtype=float)
@@ -347,16 +366,24 @@ def best_error_trend(rows, name, samples=BOOTSTRAP_SAMPLES, seed=0):
         edges = np.quantile(x, np.linspace(0, 1, n + 1))
         group = np.minimum(np.searchsorted(edges, x, side="right") - 1, n - 1)
     groups = [g for g in (np.flatnonzero(group == i) for i in np.unique(group))
-              if len(g) >= _MIN_GROUP]
-    if not groups:
-        return {"x": np.zeros(0), "count": np.zeros(0, int), "k": 0,
-                "error": np.zeros((len(PERCENTILES), 0))}
-    k = min(len(g) for g in groups)
-    rng = np.random.default_rng(seed)
-    best = [errors[g][_best_of_draws(errors[g], k, samples, rng)] for g in groups]
-    return {"x": np.array([np.median(x[g]) for g in groups]),
-            "count": np.array([len(g) for g in groups]), "k": k,
-            "error": np.percentile(np.array(best), PERCENTILES, axis=1)}
+              if len(g) >= MIN_GROUP]
+    return x, errors, groups
+
+
+def trend_params(rows):
+    """The parameters with a trend to show: `MIN_GROUPS` groups or more of
+    `MIN_GROUP` completed trials or more (`best_error_trend`)."""
+    return [name for name in run_params(rows)
+            if len(_trend_groups(rows, name)[2]) >= MIN_GROUPS]
+
+
+def plots_left_out(rows):
+    """Lines saying which plots a run has too few trials for, and why."""
+    n = len(completed(rows))
+    if n and not trend_params(rows):
+        return [f"{TRENDS_PNG} left out: no parameter has {MIN_GROUPS} groups of "
+                f"at least {MIN_GROUP} completed trials yet ({n} completed)"]
+    return []
 
 
 def block_widths(depths, widths):
@@ -389,7 +416,7 @@ def _pyplot():
 def _save(fig, path):
     """Saves atomically: a temporary name in the same folder, then rename."""
     try:
-        with atomic_path(path) as tmp:
+        with atomic_path(path, parents=True) as tmp:
             fig.savefig(tmp, dpi=120, bbox_inches="tight")
     finally:
         _pyplot().close(fig)
@@ -463,9 +490,10 @@ def plot_trends(rows, path, label="", samples=BOOTSTRAP_SAMPLES,
     band (`best_error_trend`), and the bootstrapped best model
     (`bootstrap_best`): its median value and error with 95 % intervals."""
     plt = _pyplot()
-    done, params = completed(rows), run_params(rows)
+    done, params = completed(rows), trend_params(rows)
     fig, axes = _grid(plt, len(params))
-    best = bootstrap_best(rows, params, samples, fraction, seed) if params else {}
+    best = (bootstrap_best(rows, params, samples, fraction, seed)
+            if params and len(done) >= MIN_BOOTSTRAP else None)
     for ax, name in zip(axes, params):
         trend = best_error_trend(rows, name, samples, seed)
         x = [r.get(name) if _is_number(r.get(name)) else np.nan for r in done]
@@ -474,15 +502,16 @@ def plot_trends(rows, path, label="", samples=BOOTSTRAP_SAMPLES,
         lo, med, hi = 100 * trend["error"]
         ax.errorbar(trend["x"], med, yerr=[med - lo, hi - med], fmt="o-", color="C0",
                     ms=4, capsize=3, label="best error per group: median, 95 % interval")
-        (p_lo, p_med, p_hi), (e_lo, e_med, e_hi) = best[name], 100 * np.array(best["error"])
-        ax.errorbar([p_med], [e_med], xerr=[[p_med - p_lo], [p_hi - p_med]],
-                    yerr=[[e_med - e_lo], [e_hi - e_med]], fmt="D", color="C1",
-                    ms=6, capsize=4, zorder=4,
-                    label=f"best model (bootstrap of {100 * fraction:g} %): "
-                          "median, 95 % intervals")
+        if best:
+            (p_lo, p_med, p_hi) = best[name]
+            e_lo, e_med, e_hi = 100 * np.array(best["error"])
+            ax.errorbar([p_med], [e_med], xerr=[[p_med - p_lo], [p_hi - p_med]],
+                        yerr=[[e_med - e_lo], [e_hi - e_med]], fmt="D", color="C1",
+                        ms=6, capsize=4, zorder=4,
+                        label=f"best model (bootstrap of {100 * fraction:g} %): "
+                              "median, 95 % intervals")
         ax.set_title(f"best of {trend['k']} draws per group (groups of "
-                     f"{', '.join(map(str, trend['count']))} trials)" if trend["k"] else
-                     f"no trend: fewer than {_MIN_GROUP} trials per group", fontsize=8)
+                     f"{', '.join(map(str, trend['count']))} trials)", fontsize=8)
         _param_axis(ax, name, x)
         ax.set_ylabel("error (%)")
     _save_grid(fig, axes, params, path, f"{label}: best error against each "
@@ -550,12 +579,15 @@ def plot_efit(rows, path, label=""):
 
 def plot_files(rows):
     """Names of the plots `write_plots` writes for these rows: `edf.png`,
-    `params.png` and, once a trial has completed, `trends.png` and
-    `block_widths.png`; `efit.png` when the trials have an `e_fit`."""
+    `params.png`; `trends.png` where a parameter has a trend to show
+    (`trend_params`); `block_widths.png` once a trial has completed;
+    `efit.png` when the trials have an `e_fit`."""
     done = completed(rows)
     names = [EDF_PNG, PARAMS_PNG]
+    if done and trend_params(rows):
+        names.append(TRENDS_PNG)
     if done:
-        names += [TRENDS_PNG, WIDTHS_PNG]
+        names.append(WIDTHS_PNG)
     if any(_is_number(r.get("e_fit")) for r in done):
         names.append(EFIT_PNG)
     return names
@@ -621,14 +653,12 @@ def bootstrap_summary(rows, samples=BOOTSTRAP_SAMPLES, fraction=BOOTSTRAP_FRACTI
                       seed=0):
     """Text: `bootstrap_best` of a run as a table of percentiles."""
     n = len(completed(rows))
-    if not n:
-        return "  bootstrap of the best model: no completed trials"
+    if n < MIN_BOOTSTRAP:
+        return (f"  bootstrap of the best model left out: it needs at least "
+                f"{MIN_BOOTSTRAP} completed trials ({n} here)")
     k = _draws(n, fraction)
     lines = [f"  bootstrap of the best model ({samples} resamples of {k} of "
              f"the {n} completed trials, seed {seed}):"]
-    if k < 3:
-        lines.append(f"  (with {n} trials a resample holds {k}: the ranges below "
-                     "are those of typical models more than of the best)")
     lines.append(f"  {'':18} {'2.5%':>9} {'median':>9} {'97.5%':>9}")
     for name, p in bootstrap_best(rows, None, samples, fraction, seed).items():
         scale = 100 if name == "error" else 1

@@ -11,13 +11,13 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import time
 import warnings
 
 from keras_regnet.design.sampling import format_count
 from keras_regnet.design.spaces import SPACE_NAMES
-from keras_regnet.files import atomic_path, check_target, write_json
+from keras_regnet.files import (atomic_path, check_folder_creatable, check_target,
+                                write_json)
 from tuner.errors import SearchStopped
 from tuner.stopping import SIGNALS, raise_if_stopped, stop_on_signals
 
@@ -36,6 +36,7 @@ IDENTITY = ("space", "dataset", "image_size", "block", *REGNET_FLAGS, "flops",
             "params", "learning_rate", "weight_decay", "tuner", "epochs",
             "batch_size", "seed", "mixed_precision", "jit_compile", "max_failures")
 MAX_WORKERS = 256
+KEEP_CHECKPOINTS = 1
 MAX_IMAGE_SIZE = 2048
 _SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}
 
@@ -71,7 +72,22 @@ def parse_range(text, name, integer=False):
     if len(parts) != 2 or not any(p.strip() for p in parts):
         raise ValueError(f"Invalid `--{name}`: {text!r}. Expected LO-HI, "
                          "LO- or -HI (e.g. 200M-400M) or a single number.")
-    return tuple(_number(p, name, integer) if p.strip() else None for p in parts)
+    lo, hi = (_number(p, name, integer) if p.strip() else None for p in parts)
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"Invalid `--{name}`: {text!r}. Expected LO-HI with "
+                         "LO <= HI.")
+    return lo, hi
+
+
+def in_user_words(error, flags):
+    """`error` of a design space (`Invalid `depth`: (1, 100000). Expected
+    ...`) restated with the flag and what the user typed, where `flags`
+    (config key -> the flag's text) has its name."""
+    m = re.match(r"Invalid `(\w+)`: .*?\. (Expected .*)$", str(error), re.S)
+    if not m or m.group(1) not in flags:
+        return error
+    return ValueError(f"Invalid `--{m.group(1).replace('_', '-')}`: "
+                      f"{flags[m.group(1)]!r}. {m.group(2)}")
 
 
 def parse_choices(text, name):
@@ -147,7 +163,12 @@ def build_parser():
                    help="training image side (default: 32 for digits, the "
                         "dataset's size for TFDS, 224 for folders)")
     s.add_argument("--out", default="runs/search",
-                   help="output folder, new or empty (default: %(default)s)")
+                   help="output folder, new or empty; missing folders are "
+                        "made (default: %(default)s)")
+    s.add_argument("--keep-checkpoints", default=str(KEEP_CHECKPOINTS), metavar="N",
+                   help="keep the trial checkpoints of the best N trials, for "
+                        "`get_best_models`; 0 keeps all (Hyperband always "
+                        "keeps all) (default: %(default)s)")
     s.add_argument("--resume", action="store_true",
                    help="continue the search in --out with the same flags, "
                         "keeping completed trials")
@@ -251,6 +272,7 @@ def search_config(args):
                                            "trials-per-worker", 1),
         "oracle_address": args.oracle_address,
         "max_failures": _int_at_least(args.max_failures, "max-failures", 0),
+        "keep_checkpoints": _int_at_least(args.keep_checkpoints, "keep-checkpoints", 0),
         "verbose": int(args.verbose),
     }
     if args.space == "regnet":
@@ -300,6 +322,7 @@ def make_tuner(config, out, hypermodel, max_trials_per_process=None):
         trials_csv=os.path.join(out, "trials.csv"),
         max_consecutive_failed_trials=config["max_failures"] or None,
         max_trials_per_process=max_trials_per_process,
+        keep_checkpoints=config.get("keep_checkpoints", KEEP_CHECKPOINTS) or None,
         directory=out, project_name=PROJECT)
 
 
@@ -336,10 +359,7 @@ def prepare_out_dir(out, config, resume, ignore=()):
     if os.path.isdir(out) and os.listdir(out):
         raise ValueError(f"Invalid `--out`: {out!r} is not empty and holds no "
                          f"search ({SEARCH_JSON} missing). Choose a new or empty folder.")
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise ValueError(f"Invalid `--out`: {out!r}. Its folder {parent!r} does "
-                         "not exist.")
+    check_folder_creatable(out, "--out")
     if resume:
         raise ValueError(f"Invalid `--resume`: {out!r} holds no search to resume.")
 
@@ -354,15 +374,15 @@ def export_best(search, out):
     """
     import keras
 
+    from keras_regnet.models.inference import write_savedmodel
+
     best = search.oracle.get_best_trials(1)
     if not best or best[0].status != "COMPLETED":
         return None, ""
-    with warnings.catch_warnings():
-        # The trial checkpoint holds optimizer variables the fresh model lacks.
-        warnings.simplefilter("ignore", UserWarning)
-        model = search.load_model(best[0])
-    # Saved with built optimizer variables, so that loading the file is quiet.
-    model.optimizer.build(model.trainable_variables)
+    trained = search.load_model(best[0])
+    # The model alone, uncompiled: the optimizer's state (as large as the
+    # model) serves no one after the search; compile it to train on.
+    model = keras.Model(trained.inputs, trained.outputs, name=trained.name)
     keras_file = os.path.join(out, BEST_KERAS)
     with atomic_path(keras_file) as tmp:
         model.save(tmp)
@@ -372,7 +392,7 @@ def export_best(search, out):
                          f"{keras.backend.backend()} backend: load it under "
                          "TensorFlow or JAX to export)")
     with atomic_path(os.path.join(out, BEST_SAVEDMODEL)) as tmp:
-        model.export(tmp, verbose=False)
+        write_savedmodel(model, tmp)
     return best[0], f"{keras_file}, {os.path.join(out, BEST_SAVEDMODEL)}/ (SavedModel)"
 
 
@@ -389,10 +409,19 @@ def prepare_search(args, config):
     `ValueError` on bad input."""
     from tuner.data import describe_dataset
 
-    info = describe_dataset(config["dataset"], config["image_size"])
+    try:
+        info = describe_dataset(config["dataset"], config["image_size"])
+    except ValueError as e:  # in the flag's name
+        raise ValueError(str(e).replace("Invalid `dataset`", "Invalid `--dataset`", 1)) from None
     config["image_size"] = info.input_shape[0]
     prepare_out_dir(args.out, config, args.resume)  # now with the image size
-    return config, info, make_hypermodel(config, info)
+    flags = {name: getattr(args, name) or REGNET_FLAGS.get(name)
+             for name in ("flops", "params", "learning_rate", "weight_decay",
+                          *REGNET_FLAGS)}
+    try:
+        return config, info, make_hypermodel(config, info)
+    except ValueError as e:
+        raise in_user_words(e, flags) from None
 
 
 # What the README's main job measured per trial against the tensorflow
@@ -478,52 +507,25 @@ def _finish(search, out, seconds):
     from tuner.trials import trial_number
 
     rows = analysis.load_run(out)
-    if rows:
-        analysis.write_plots(out, rows)
+    plots = analysis.write_plots(out, rows) if rows else []
     start = time.time()
     best, written = export_best(search, out)
     print(analysis.summary(out, rows))
     if best is not None:
         print(f"Search time {seconds:.0f} s, export {time.time() - start:.0f} s. "
               f"Best: trial {trial_number(best.trial_id)}, "
-              f"{search.oracle.objective.name} {best.score:.4f} -> {written}, "
-              f"{os.path.join(out, 'edf.png')}", flush=True)
-
-
-def _load_keras():
-    import keras
-    # The data pipelines and Keras Tuner use TensorFlow on every backend.
-    import tensorflow as tf
-
-    if keras.backend.backend() != "tensorflow":
-        # tf.data only: the GPUs (and their memory) belong to JAX or torch.
-        tf.config.set_visible_devices([], "GPU")
-    tf.config.list_logical_devices()  # probes the devices
-    return tf
+              f"{search.oracle.objective.name} {best.score:.4f} -> {written}")
+    for line in analysis.plots_left_out(rows):
+        print(line)
+    print(f"Plots: {', '.join(plots) or 'none (no trial ended)'}", flush=True)
 
 
 def import_keras(verbose):
-    """Imports Keras, its backend and TensorFlow, hiding TensorFlow's
-    start-up log lines (device probing, CPU features) unless `verbose` >= 2;
-    they are shown if the import fails."""
-    if verbose >= 2:
-        _load_keras()
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as log:
-        os.dup2(log.fileno(), 2)
-        try:
-            _load_keras().get_logger().setLevel("ERROR")
-        except BaseException:
-            os.dup2(saved, 2)
-            log.seek(0)
-            sys.stderr.write(log.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    """Imports Keras and TensorFlow, their start-up log lines hidden unless
+    `verbose` >= 2 (`keras_regnet.runtime.import_keras`)."""
+    from keras_regnet import runtime
+
+    runtime.import_keras(verbose >= 2)
 
 
 def check_worker(args):
@@ -565,7 +567,7 @@ def check_report(args):
         for name in analysis.plot_files(rows):
             check_target(os.path.join(d, name))
     if len(runs) > 1:
-        check_target(args.out, "--out")
+        check_target(args.out, "--out", parents=True)
     return runs, samples, seed, top
 
 
@@ -576,6 +578,8 @@ def run_report(args, runs, samples, seed, top):
         written = analysis.write_plots(d, rows, samples, seed, top)
         print(analysis.summary(d, rows, top))
         print(analysis.bootstrap_summary(rows, samples, seed=seed))
+        for line in analysis.plots_left_out(rows):
+            print(f"  {line}")
         print(f"  plots: {', '.join(written)}")
     if len(runs) > 1:
         edf, note = analysis.comparable_edf(runs, args.edf)
@@ -585,6 +589,14 @@ def run_report(args, runs, samples, seed, top):
         print(analysis.ks_table(runs, edf))
         print(f"{'Flops-normalized e' if edf == 'normalized' else 'E'}rror EDFs "
               f"of the {len(runs)} runs: {args.out}")
+
+
+def os_error_text(error):
+    """An `OSError` in one line: `No space left on device: '/runs/x/trials.csv'`."""
+    if error.strerror:
+        where = f": {error.filename!r}" if error.filename else ""
+        return f"{error.strerror}{where}"
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _attach_open_ranges(argv):
@@ -636,6 +648,10 @@ def main(argv=None):
             return run_worker(args)
     except SearchStopped as e:
         parser.exit(1, f"error: {e}\n")
+    except OSError as e:  # the machine's fault, not the user's: exit code 1
+        kept = ("; completed trials are kept: continue with --resume once the "
+                "cause is gone" if args.command != "report" else "")
+        parser.exit(1, f"error: {os_error_text(e)}{kept}.\n")
     except KeyboardInterrupt:
         parser.exit(130, "Interrupted; completed trials are kept. Continue "
                          "with --resume.\n")

@@ -194,6 +194,9 @@ class DesignSpaceHyperModel(keras_tuner.HyperModel):
             base_lr = float(hp.get("learning_rate"))
             callbacks.insert(0, keras.callbacks.LearningRateScheduler(
                 lambda epoch: base_lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))))
+        if _is_dataset(args[0] if args else kwargs.get("x")):
+            # A dataset shuffles itself; Keras warns on every fit otherwise.
+            kwargs.setdefault("shuffle", False)
         divergence, timer = StopOnDivergence(), TrialTimer()
         history = model.fit(*args, callbacks=[*callbacks, divergence, timer], **kwargs)
         if divergence.reason:
@@ -400,3 +403,9 @@ def mixed_precision_policy():
 
 def _devices():
     return [str(d).lower() for d in keras.distribution.list_devices()]
+
+
+def _is_dataset(x):
+    """Whether `x` is a `tf.data.Dataset` (without importing TensorFlow)."""
+    return any(c.__module__.startswith("tensorflow") and c.__name__ in
+               ("DatasetV2", "DatasetV1") for c in type(x).__mro__)

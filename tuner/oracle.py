@@ -63,6 +63,9 @@ class _BudgetOracle:
         # with the oracle.
         self.records = {}
         self._derived_cache = {}
+        # This process's share of the search, for the time left.
+        self._started = None
+        self._ended_here = 0
         self._display = _QuietDisplay(oracle=self)
 
     def _random_values(self):
@@ -105,6 +108,8 @@ class _BudgetOracle:
             self.tuner_ids.discard(tuner_id)
             return kt_trial.Trial(self.get_space(), status=TrialStatus.STOPPED)
         trial = super().create_trial(tuner_id)
+        if self._started is None:
+            self._started = time.time()
         if trial.status == TrialStatus.RUNNING and not resumed:
             record = self.records.setdefault(trial.trial_id, {})
             record.update(tuner_id=tuner_id, start=time.time(),
@@ -165,6 +170,10 @@ class _BudgetOracle:
         record = self.records.setdefault(trial.trial_id, {})
         record["wall_time_s"] = time.time() - record.get("start", time.time())
         super().end_trial(trial)  # saves the oracle, records included
+        # Saved again now that the trial has left the ongoing ones (Keras
+        # Tuner saves before): a resume after a fault in what follows keeps it.
+        self.save()
+        self._ended_here += 1
         self.write_csv()
         print(self._trial_line(self.trials[trial.trial_id]), flush=True)
 
@@ -215,7 +224,18 @@ class _BudgetOracle:
         best = self.get_best_trials(1)
         best = (f"best {best[0].score:.4f} (trial {trial_number(best[0].trial_id)})"
                 if best and best[0].status == TrialStatus.COMPLETED else "best -")
-        return f"{head}{result} | {wall:.1f}s | {best}"
+        return f"{head}{result} | {wall:.1f}s | {best} | {self._progress()}"
+
+    def _progress(self):
+        """`"1:05 elapsed, ~2:10 left"`: this process's time since its first
+        trial, and the rest at the rate of the trials it ended."""
+        elapsed = time.time() - (self._started or time.time())
+        text = f"{_clock(elapsed)} elapsed"
+        left = (self.max_trials or 0) - len(self.end_order)
+        if self.max_trials and self._ended_here:
+            text += (f", ~{_clock(elapsed / self._ended_here * left)} left"
+                     if left > 0 else ", done")
+        return text
 
     # Keras Tuner rewrites its state files in place: a process killed
     # mid-write would leave a project that cannot be resumed.
@@ -234,6 +254,13 @@ class _BudgetOracle:
     def set_state(self, state):
         super().set_state(state)
         self.records = state.get("regnet_records", {})
+
+
+def _clock(seconds):
+    """`"1:05"`, `"1:02:05"`."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 class RandomSearchOracle(_BudgetOracle, kt_oracles.RandomSearchOracle):

@@ -1,9 +1,14 @@
 """The RegNet tuner: a Keras Tuner `Tuner` driven by a budgeted oracle."""
 
+import os
+import warnings
+
 import keras
 import keras_tuner
 import numpy as np
+from keras_tuner import oracles as kt_oracles
 from keras_tuner.engine.tuner import maybe_distribute
+from keras.src.saving import saving_lib
 from keras_tuner.src.engine import tuner_utils
 
 from keras_regnet.design.sampling import MAX_DRAWS, _error
@@ -27,13 +32,19 @@ class RegNetTuner(keras_tuner.Tuner):
         max_trials_per_process: if set, `search` raises `WorkerRecycle`
             after this many trials, so that a supervisor can replace the
             process (TensorFlow keeps some memory per trial).
+        keep_checkpoints: if set, only the checkpoints of the best this
+            many completed trials are kept (`get_best_models(n)` needs
+            n <= keep_checkpoints); the others are deleted as trials end.
+            Hyperband keeps them all: its later rounds continue from them.
         **kwargs: `keras_tuner.Tuner` arguments (`directory`,
             `project_name`, `overwrite`, `distribution_strategy`, ...).
     """
 
-    def __init__(self, hypermodel, oracle, max_trials_per_process=None, **kwargs):
+    def __init__(self, hypermodel, oracle, max_trials_per_process=None,
+                 keep_checkpoints=None, **kwargs):
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
         self.max_trials_per_process = max_trials_per_process
+        self.keep_checkpoints = keep_checkpoints
         self.trials_run = 0
 
     def search(self, *fit_args, **fit_kwargs):
@@ -48,7 +59,8 @@ class RegNetTuner(keras_tuner.Tuner):
             kwargs["epochs"] = values["tuner/epochs"]
             kwargs["initial_epoch"] = values["tuner/initial_epoch"]
         checkpoint = SaveBestEpochAtEnd(self.oracle.objective,
-                                        self._get_checkpoint_fname(trial.trial_id))
+                                        self._get_checkpoint_fname(trial.trial_id),
+                                        include_optimizer=self._hyperband())
         callbacks = kwargs.pop("callbacks", None) or []
         histories = []
         for execution in range(self.executions_per_trial):
@@ -88,6 +100,32 @@ class RegNetTuner(keras_tuner.Tuner):
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
         self.trials_run += 1
+        if self.keep_checkpoints and not self._hyperband():
+            self._delete_checkpoints(self.keep_checkpoints)
+
+    def _hyperband(self):
+        """Whether later trials continue from earlier ones' checkpoints."""
+        oracle = getattr(self.oracle, "_oracle", self.oracle)  # a worker's client
+        return isinstance(oracle, kt_oracles.HyperbandOracle)
+
+    def load_model(self, trial):
+        # Checkpoints hold no optimizer state outside Hyperband: the fresh
+        # model's optimizer is left as built, which Keras warns about.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            return super().load_model(trial)
+
+    def _delete_checkpoints(self, keep):
+        """Deletes the checkpoints of the ended trials outside the best `keep`."""
+        best = {t.trial_id for t in self.oracle.get_best_trials(keep)}
+        # From the folder: a worker's oracle is a client, without the trials.
+        for name in os.listdir(self.project_dir):
+            trial_id = name[len("trial_"):]
+            path = self._get_checkpoint_fname(trial_id)
+            if (name.startswith("trial_") and trial_id not in best
+                    and os.path.isfile(path)
+                    and self.oracle.get_trial(trial_id).status != "RUNNING"):
+                os.remove(path)
 
 
 class SaveBestEpochAtEnd(tuner_utils.SaveBestEpoch):
@@ -97,7 +135,16 @@ class SaveBestEpochAtEnd(tuner_utils.SaveBestEpoch):
     round) are kept in memory and written when training ends, instead of
     at every epoch that improves: each write of a RegNet's several hundred
     variables takes about a second.
+
+    Args:
+        objective, filepath: as for Keras Tuner's `SaveBestEpoch`.
+        include_optimizer: also write the optimizer's state (SGD's momentum:
+            as large as the model), which only a continued trial needs.
     """
+
+    def __init__(self, objective, filepath, include_optimizer=True):
+        super().__init__(objective, filepath)
+        self.include_optimizer = include_optimizer
 
     def on_train_begin(self, logs=None):
         self._best = None
@@ -109,7 +156,11 @@ class SaveBestEpochAtEnd(tuner_utils.SaveBestEpoch):
         if self._best is not None:
             for variable, value in zip(self._variables(), self._best):
                 variable.assign(value)
-            super()._save_model()
+            if self.include_optimizer or self.model.optimizer is None:
+                super()._save_model()
+            else:
+                saving_lib.save_weights_only(self.model, self.filepath,
+                                             objects_to_skip=[self.model.optimizer])
 
     def _variables(self):
         optimizer = self.model.optimizer
@@ -130,7 +181,7 @@ class StopOnSignal(keras.callbacks.Callback):
 def build_tuner(hypermodel, tuner="random", *, max_trials=10, max_epochs=None,
                 objective="val_accuracy", seed=None, trials_csv=None,
                 max_consecutive_failed_trials=3, max_draws=MAX_DRAWS,
-                max_trials_per_process=None, **kwargs):
+                max_trials_per_process=None, keep_checkpoints=None, **kwargs):
     """A `RegNetTuner` whose oracle only proposes configurations within the budget.
 
     Args:
@@ -145,7 +196,7 @@ def build_tuner(hypermodel, tuner="random", *, max_trials=10, max_epochs=None,
         max_consecutive_failed_trials: failed trials in a row that stop the
             search with `SearchStopped`.
         max_draws: draws per proposal before an impossible budget is reported.
-        max_trials_per_process: see `RegNetTuner`.
+        max_trials_per_process, keep_checkpoints: see `RegNetTuner`.
         **kwargs: `keras_tuner.Tuner` arguments.
     """
     if tuner not in ORACLES:
@@ -160,7 +211,7 @@ def build_tuner(hypermodel, tuner="random", *, max_trials=10, max_epochs=None,
             raise _error("max_epochs", max_epochs, "an integer >= 1 for Hyperband")
         oracle_kwargs["max_epochs"] = max_epochs
     oracle = ORACLES[tuner](**oracle_kwargs)
-    search = RegNetTuner(hypermodel, oracle,
-                         max_trials_per_process=max_trials_per_process, **kwargs)
+    search = RegNetTuner(hypermodel, oracle, max_trials_per_process=max_trials_per_process,
+                         keep_checkpoints=keep_checkpoints, **kwargs)
     oracle.trials_csv = trials_csv or f"{search.project_dir}/trials.csv"
     return search

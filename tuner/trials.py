@@ -1,6 +1,7 @@
 """Per-trial records and `trials.csv`: written by the oracle, read by the report."""
 
 import csv
+import math
 import re
 
 from keras_regnet.files import atomic_path
@@ -94,16 +95,56 @@ def write_trials_csv(path, rows, param_names=()):
         writer.writerows(rows)
 
 
+# Columns that hold a number when they are not empty, and its range.
+_RANGES = {"error": (0.0, 1.0), "score": (None, None), "flops": (0.0, None),
+           "params": (0.0, None), "acts": (0.0, None), "epochs": (0.0, None),
+           "wall_time_s": (0.0, None), "trial": (1, None)}
+
+
 def read_trials_csv(path):
-    """Reads `trials.csv` into a list of dicts with numbers parsed."""
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    for row in rows:
+    """Reads `trials.csv` into a list of dicts with numbers parsed.
+
+    Raises:
+        ValueError: the file is damaged (no header, a row with too many or
+            too few cells, a number that is not finite or out of range, not
+            UTF-8), naming the file, the line and what is wrong.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            fields = reader.fieldnames or []
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise _damaged(path, f"it cannot be read as CSV ({e})") from None
+    missing = [k for k in ("trial_id", "status") if k not in fields]
+    if missing:
+        raise _damaged(path, f"its header lacks {', '.join(missing)}")
+    for line, row in enumerate(rows, 2):
+        if None in row or None in row.values():
+            raise _damaged(path, f"line {line} has {'more' if None in row else 'fewer'}"
+                                 f" cells than the header's {len(fields)}")
         for key, value in row.items():
             if key in _TEXT or value == "":
                 continue
             row[key] = _number(value)
+            _check_cell(path, line, key, row[key])
     return rows
+
+
+def _check_cell(path, line, key, value):
+    if key not in _RANGES:
+        return
+    lo, hi = _RANGES[key]
+    if (not isinstance(value, (int, float)) or not math.isfinite(value)
+            or (lo is not None and value < lo) or (hi is not None and value > hi)):
+        allowed = ("a finite number" + (f" >= {lo}" if lo is not None else "")
+                   + (f" and <= {hi}" if hi is not None else ""))
+        raise _damaged(path, f"line {line}: `{key}` is {value!r}, expected {allowed}")
+
+
+def _damaged(path, problem):
+    return ValueError(f"Invalid run: {path!r} is damaged: {problem}. Rerun the "
+                      "search, or restore the file.")
 
 
 def _number(text):

@@ -40,9 +40,13 @@ class BuildOptions:
         return -1 if keras.config.image_data_format() == "channels_last" else 1
 
 
-# He initialisation over fan-out, as in the reference implementation.
-_CONV_INIT = keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
-_DENSE_INIT = keras.initializers.RandomNormal(stddev=0.01)
+def conv_init():
+    """He initialisation over fan-out, as in the reference implementation.
+
+    A new initializer per layer: one drawn at import would give every
+    kernel of a shape the same values (its seed is fixed when it is made)
+    and escape `keras.utils.set_random_seed`."""
+    return keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
 
 
 def conv_bn(x, filters, kernel_size, opts, name, stride=1, groups=1,
@@ -54,7 +58,7 @@ def conv_bn(x, filters, kernel_size, opts, name, stride=1, groups=1,
         padding = "valid"
     x = NativeConv2D(filters, kernel_size, strides=stride, padding=padding,
                      groups=groups, use_bias=False,
-                     kernel_initializer=_CONV_INIT, name=f"{name}_conv")(x)
+                     kernel_initializer=conv_init(), name=f"{name}_conv")(x)
     x = FusedBatchNormalization(
         axis=opts.channel_axis, momentum=opts.bn_momentum,
         epsilon=opts.bn_epsilon,
@@ -72,10 +76,10 @@ def stem(x, spec, opts):
 
 def squeeze_excite(x, w_b, w_se, name):
     s = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_se_pool")(x)
-    s = layers.Conv2D(w_se, 1, kernel_initializer=_CONV_INIT,
+    s = layers.Conv2D(w_se, 1, kernel_initializer=conv_init(),
                       name=f"{name}_se_reduce")(s)
     s = layers.ReLU(name=f"{name}_se_relu")(s)
-    s = layers.Conv2D(w_b, 1, kernel_initializer=_CONV_INIT,
+    s = layers.Conv2D(w_b, 1, kernel_initializer=conv_init(),
                       name=f"{name}_se_expand")(s)
     s = layers.Activation("sigmoid", name=f"{name}_se_sigmoid")(s)
     return layers.Multiply(name=f"{name}_se_scale")([x, s])
@@ -130,8 +134,8 @@ def head(x, spec, opts, include_top, pooling, classes, classifier_activation):
         # Outputs stay float32 under mixed precision.
         dtype = "float32" if keras.config.dtype_policy().name.startswith("mixed") else None
         return layers.Dense(classes, activation=classifier_activation,
-                            kernel_initializer=_DENSE_INIT, dtype=dtype,
-                            name="predictions")(x)
+                            kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+                            dtype=dtype, name="predictions")(x)
     if pooling == "avg":
         return layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if pooling == "max":

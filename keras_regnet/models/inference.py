@@ -209,5 +209,28 @@ def export_inference(model, filepath, dtype="float32", batch_splits=1):
     filepath = check_target(filepath, "filepath")
     folded = inference_model(model, dtype, batch_splits)
     with atomic_path(filepath, "filepath") as tmp:
-        folded.export(tmp, format="tf_saved_model", verbose=False)
+        write_savedmodel(folded, tmp)
     return folded
+
+
+def write_savedmodel(model, path):
+    """Writes a one-input Keras model into the folder `path` as a TensorFlow
+    SavedModel: `tf.saved_model.load(path).serve(x)` gives
+    `model(x, training=False)`, also as the `serving_default` signature.
+
+    On the TensorFlow backend each variable is stored once (Keras 3.15's
+    `model.export` stores each twice on TensorFlow 2.21: a SavedModel twice
+    the model's size); other backends go through `model.export`.
+    """
+    if keras.backend.backend() != "tensorflow" or len(model.inputs) != 1:
+        model.export(path, format="tf_saved_model", verbose=False)
+        return
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.serve = tf.function(
+        lambda x: model(x, training=False),
+        input_signature=[tf.TensorSpec((None, *model.inputs[0].shape[1:]),
+                                       model.inputs[0].dtype, name="inputs")])
+    module.model_variables = [v.value for v in model.variables]
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})

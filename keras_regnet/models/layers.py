@@ -55,16 +55,24 @@ def onednn_enabled():
 def slow_path_message():
     """Why grouped convolutions are not native here, what it costs, the fix."""
     setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
-    cause = (f"TF_ENABLE_ONEDNN_OPTS={setting}" if setting is not None else
-             "TensorFlow was imported before keras_regnet, and it turns oneDNN "
-             "on by itself only on CPUs with AVX-512 VNNI/BF16 or AMX")
-    return (f"keras_regnet: TensorFlow runs without oneDNN here ({cause}), so "
-            "its grouped convolutions have no gradient on this CPU. RegNets "
+    if onednn_enabled():
+        cause, fix = ("oneDNN is on, but TensorFlow's grouped convolution did "
+                      "not match Keras' in a check", "")
+    elif setting is None or setting.lower() in ("1", "true"):
+        cause = ("TensorFlow was imported before keras_regnet, and it turns oneDNN "
+                 "on by itself only on CPUs with AVX-512 VNNI/BF16 or AMX"
+                 if setting is None else "TF_ENABLE_ONEDNN_OPTS=1 was set after "
+                 "TensorFlow had been imported")
+        fix = (" For full speed set TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow is "
+               "imported, or import keras_regnet before keras and tensorflow.")
+    else:
+        cause = f"TF_ENABLE_ONEDNN_OPTS={setting}"
+        fix = " For full speed set TF_ENABLE_ONEDNN_OPTS=1 instead."
+    return (f"keras_regnet: TensorFlow runs grouped convolutions without oneDNN "
+            f"here ({cause}), and its own have no gradient on this CPU. RegNets "
             "compute them from depthwise and per-group convolutions instead "
             "(the same results), which trains about 2x slower than with "
-            "oneDNN. For full speed set TF_ENABLE_ONEDNN_OPTS=1 before "
-            "TensorFlow is imported, or import keras_regnet before keras and "
-            "tensorflow.")
+            f"oneDNN.{fix}")
 
 
 def grouped_conv_path():
