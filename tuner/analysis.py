@@ -12,6 +12,7 @@ import re
 
 import numpy as np
 
+from keras_regnet.design.checks import invalid, is_real
 from keras_regnet.design.sampling import PARAM_NAMES
 from keras_regnet.files import atomic_path
 from tuner.trials import read_trials_csv
@@ -64,7 +65,7 @@ def load_run(directory):
 
 def completed(rows):
     """The completed trials that have an error."""
-    return [r for r in rows if r["status"] == "COMPLETED" and _is_number(r.get("error"))]
+    return [r for r in rows if r["status"] == "COMPLETED" and is_real(r.get("error"))]
 
 
 def run_params(rows):
@@ -80,7 +81,7 @@ def run_params(rows):
     keys = {k for r in done for k in r if _base(k)[0] in _ORDER}
     names = sorted(keys, key=lambda k: (_ORDER.index(_base(k)[0]), _base(k)[1]))
     return [k for k in names
-            if len({r[k] for r in done if _is_number(r.get(k))}) >= 2]
+            if len({r[k] for r in done if is_real(r.get(k))}) >= 2]
 
 
 def weighted_edf(values, weights=None):
@@ -101,8 +102,7 @@ def weighted_edf(values, weights=None):
         raise ValueError(f"Invalid `weights`: {len(w)} weights. Expected one "
                          f"per value ({len(v)}).")
     if len(v) and (np.any(~np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0):
-        raise ValueError(f"Invalid `weights`: {weights!r}. Expected finite "
-                         "weights >= 0, not all 0.")
+        raise invalid("weights", weights, "finite weights >= 0, not all 0")
     keep = w > 0
     x, inverse = np.unique(v[keep], return_inverse=True)
     f = np.cumsum(np.bincount(inverse, w[keep], minlength=len(x)))
@@ -142,7 +142,7 @@ def normalization_weights(flops, bins=None):
     """
     arrays = [np.asarray(f, dtype=float).ravel() for f in flops]
     if not arrays:
-        raise ValueError(f"Invalid `flops`: {flops!r}. Expected one sequence per run.")
+        raise invalid("flops", flops, "one sequence per run")
     for j, x in enumerate(arrays):
         if len(x) == 0 or not np.all(np.isfinite(x) & (x > 0)):
             raise ValueError(f"Invalid `flops[{j}]`: {np.array2string(x, threshold=8)}. "
@@ -159,7 +159,7 @@ def normalization_weights(flops, bins=None):
         fewest = min(np.count_nonzero((x >= lo) & (x <= hi)) for x in logs)
         bins = int(np.clip(round(math.sqrt(fewest)), 1, 10))
     if not (isinstance(bins, (int, np.integer)) and bins >= 1):
-        raise ValueError(f"Invalid `bins`: {bins!r}. Expected an integer >= 1.")
+        raise invalid("bins", bins, "an integer >= 1")
     while True:
         index = []
         for x in logs:
@@ -203,14 +203,14 @@ def run_edfs(runs, edf="error", bins=None):
         List of `(label, errors, weights, flops)` with NumPy arrays.
     """
     if edf not in EDF_KINDS:
-        raise ValueError(f"Invalid `edf`: {edf!r}. Expected one of {EDF_KINDS}.")
+        raise invalid("edf", edf, f"one of {EDF_KINDS}")
     out = []
     for label, rows in runs:
         done = completed(rows)
         if done:
             out.append((label, np.array([r["error"] for r in done], dtype=float),
                         np.full(len(done), 1.0 / len(done)),
-                        np.array([r["flops"] if _is_number(r.get("flops")) else np.nan
+                        np.array([r["flops"] if is_real(r.get("flops")) else np.nan
                                   for r in done], dtype=float)))
     if edf == "normalized" and out:
         known = [~np.isnan(f) for *_, f in out]
@@ -260,7 +260,7 @@ def ks_critical_value(n_a, n_b, alpha=_KS_ALPHA):
         if not n > 0:
             raise ValueError(f"Invalid `{name}`: {n!r}. Expected a size > 0.")
     if not 0 < alpha < 1:
-        raise ValueError(f"Invalid `alpha`: {alpha!r}. Expected 0 < alpha < 1.")
+        raise invalid("alpha", alpha, "0 < alpha < 1")
     return math.sqrt(-math.log(alpha / 2) / 2 * (n_a + n_b) / (n_a * n_b))
 
 
@@ -317,7 +317,7 @@ def bootstrap_best(rows, params=None, samples=BOOTSTRAP_SAMPLES,
                           np.random.default_rng(seed))
     out = {"error": tuple(np.percentile(errors[best], PERCENTILES))}
     for name in params:
-        values = np.array([r.get(name) if _is_number(r.get(name)) else np.nan
+        values = np.array([r.get(name) if is_real(r.get(name)) else np.nan
                            for r in done], dtype=float)
         out[name] = tuple(np.nanpercentile(values[best], PERCENTILES))
     return out
@@ -355,7 +355,7 @@ def best_error_trend(rows, name, samples=BOOTSTRAP_SAMPLES, seed=0):
 def _trend_groups(rows, name):
     """`(x, errors, groups)` of `best_error_trend`: the completed trials'
     values and errors, and the index arrays of its groups."""
-    done = [r for r in completed(rows) if _is_number(r.get(name))]
+    done = [r for r in completed(rows) if is_real(r.get(name))]
     x = np.array([r[name] for r in done], dtype=float)
     errors = np.array([r["error"] for r in done], dtype=float)
     distinct = np.unique(x)
@@ -399,8 +399,7 @@ def block_widths(depths, widths):
     """
     d, w = _int_list("depths", depths), _int_list("widths", widths)
     if len(d) != len(w):
-        raise ValueError(f"Invalid `widths`: {widths!r}. Expected one width "
-                         f"per stage of `depths` {depths!r}.")
+        raise invalid("widths", widths, f"one width per stage of `depths` {depths!r}")
     return [wi for di, wi in zip(d, w) for _ in range(di)]
 
 
@@ -474,7 +473,7 @@ def plot_params(rows, path, label=""):
     errors = [100 * r["error"] for r in done]
     best = int(np.argmin(errors)) if errors else None
     for ax, name in zip(axes, params):
-        x = [r.get(name) if _is_number(r.get(name)) else np.nan for r in done]
+        x = [r.get(name) if is_real(r.get(name)) else np.nan for r in done]
         ax.scatter(x, errors, s=14, alpha=0.6, label="completed trial")
         ax.scatter([x[best]], [errors[best]], s=120, marker="*", color="red",
                    zorder=3, label=_best_label(done[best]))
@@ -496,7 +495,7 @@ def plot_trends(rows, path, label="", samples=BOOTSTRAP_SAMPLES,
             if params and len(done) >= MIN_BOOTSTRAP else None)
     for ax, name in zip(axes, params):
         trend = best_error_trend(rows, name, samples, seed)
-        x = [r.get(name) if _is_number(r.get(name)) else np.nan for r in done]
+        x = [r.get(name) if is_real(r.get(name)) else np.nan for r in done]
         ax.scatter(x, [100 * r["error"] for r in done], s=10, color="0.6",
                    label="completed trial")
         lo, med, hi = 100 * trend["error"]
@@ -535,9 +534,9 @@ def plot_block_widths(rows, path, label="", top=5):
         ax.step(j, w, where="mid", marker="o", ms=3, color=f"C{i}",
                 label=f"trial {_trial(r)}: {100 * r['error']:.2f} % error, "
                       f"d={len(w)}, widths {r['widths']}")
-        if _is_number(r.get("w0")) and _is_number(r.get("wa")):
+        if is_real(r.get("w0")) and is_real(r.get("wa")):
             ax.plot(j, r["w0"] + r["wa"] * j, "--", lw=1, color=f"C{i}")
-    if any(_is_number(r.get("w0")) and _is_number(r.get("wa")) for r in done[:top]):
+    if any(is_real(r.get("w0")) and is_real(r.get("wa")) for r in done[:top]):
         ax.plot([], [], "--", color="0.3", lw=1, label="linear rule u_j = w0 + wa j")
     ax.set_title(f"{label}: per-block widths of the {min(top, len(done))} best "
                  f"of {len(done)} completed models", fontsize=10)
@@ -557,7 +556,7 @@ def plot_efit(rows, path, label=""):
     """Error against `e_fit`, the fit error of the quantized linear rule to
     a model's block widths (Radosavovic et al. 2020, sec. 3.3)."""
     plt = _pyplot()
-    done = [r for r in completed(rows) if _is_number(r.get("e_fit"))]
+    done = [r for r in completed(rows) if is_real(r.get("e_fit"))]
     fig, ax = plt.subplots(figsize=(6, 4.5))
     if done:
         errors = [100 * r["error"] for r in done]
@@ -588,7 +587,7 @@ def plot_files(rows):
         names.append(TRENDS_PNG)
     if done:
         names.append(WIDTHS_PNG)
-    if any(_is_number(r.get("e_fit")) for r in done):
+    if any(is_real(r.get("e_fit")) for r in done):
         names.append(EFIT_PNG)
     return names
 
@@ -623,7 +622,7 @@ def summary(label, rows, top=5):
         lines.append(f"  error (%): best {errors[0]:.2f}, median "
                      f"{np.median(errors):.2f}, worst {errors[-1]:.2f}; "
                      f"the best {min(top, len(done))} (all in {TRIALS_CSV}):")
-        regnet = all(_is_number(r.get(k)) for r in done[:top] for k in PARAM_NAMES)
+        regnet = all(is_real(r.get(k)) for r in done[:top] for k in PARAM_NAMES)
         if regnet:
             lines.append(f"  {'trial':>6} {'error%':>7} {'d':>3} {'w0':>4} {'wa':>7} "
                          f"{'wm':>5} {'b':>2} {'g':>3} {'MFLOPs':>8} {'Mparams':>8} "
@@ -692,7 +691,7 @@ def _label(name):
 
 
 def _int_list(name, value):
-    if _is_number(value):
+    if is_real(value):
         value = [value]
     elif isinstance(value, str):
         value = value.split("-")
@@ -722,9 +721,9 @@ def _draws(n, fraction):
 
 def _check_bootstrap(samples, fraction):
     if not (isinstance(samples, (int, np.integer)) and samples >= 1):
-        raise ValueError(f"Invalid `samples`: {samples!r}. Expected an integer >= 1.")
-    if not (_is_number(fraction) and 0 < fraction <= 1):
-        raise ValueError(f"Invalid `fraction`: {fraction!r}. Expected 0 < fraction <= 1.")
+        raise invalid("samples", samples, "an integer >= 1")
+    if not (is_real(fraction) and 0 < fraction <= 1):
+        raise invalid("fraction", fraction, "0 < fraction <= 1")
 
 
 def _best_of_draws(errors, k, samples, rng):
@@ -775,7 +774,7 @@ def _log_ticks(axis, set_scale, values, base, at_values=False):
     0.01, 0.02, 0.05), never `2^3`; `at_values`: at the values taken."""
     from matplotlib import ticker
 
-    v = np.array([x for x in values if _is_number(x) and x > 0], dtype=float)
+    v = np.array([x for x in values if is_real(x) and x > 0], dtype=float)
     if not len(v):
         return
     set_scale("log", base=base)

@@ -9,7 +9,7 @@ import dataclasses
 import math
 import os
 
-from keras_regnet.design.sampling import _error
+from keras_regnet.design.checks import invalid
 
 DIGITS = "digits"
 DIGITS_SIZE = 32
@@ -39,9 +39,10 @@ class Dataset:
 
 
 def _dataset_error(name, detail=""):
-    return _error("dataset", name, f"{DIGITS!r} (bundled, offline), a folder of "
-                  "images with one sub-folder per class, or a TensorFlow Datasets "
-                  f"name such as 'cifar10'{detail}")
+    return invalid("dataset", name, f"{DIGITS!r} (bundled, offline), a folder of "
+                                    "images with one sub-folder per class, or a "
+                                    "TensorFlow Datasets name such as "
+                                    f"'cifar10'{detail}")
 
 
 # The first bytes of each image format that Keras' folder loader decodes.
@@ -57,8 +58,8 @@ def _check_image(path):
     with open(path, "rb") as f:
         head = f.read(8)
     if not head.startswith(_MAGIC[ext]):
-        raise _error("dataset", path, f"a {ext[1:].upper()} image (its first "
-                     f"bytes are {head!r}); remove or replace this file")
+        raise invalid("dataset", path, f"a {ext[1:].upper()} image (its first bytes "
+                                       f"are {head!r}); remove or replace this file")
 
 
 def _folder_classes(path):
@@ -77,13 +78,13 @@ def _folder_classes(path):
             classes.append(entry.name)
             count += len(images)
     if len(classes) < 2:
-        raise _error("dataset", path, "a folder with at least two sub-folders "
-                     f"(one per class) of images ({', '.join(IMAGE_EXTENSIONS)}); "
-                     f"found {len(classes)} class folder(s) with images")
+        raise invalid("dataset", path, "a folder with at least two sub-folders "
+                      f"(one per class) of images ({', '.join(IMAGE_EXTENSIONS)}); "
+                      f"found {len(classes)} class folder(s) with images")
     if int(count * VAL_FRACTION) < 1:
-        raise _error("dataset", path, f"at least {math.ceil(1 / VAL_FRACTION)} "
-                     f"images, to hold {VAL_FRACTION:.0%} out for validation; "
-                     f"found {count}")
+        raise invalid("dataset", path, f"at least {math.ceil(1 / VAL_FRACTION)} "
+                                       f"images, to hold {VAL_FRACTION:.0%} out for "
+                                       f"validation; found {count}")
     return classes
 
 
@@ -97,7 +98,7 @@ def describe_dataset(name, image_size=None):
             folders.
     """
     if image_size is not None and not (isinstance(image_size, int) and image_size >= 8):
-        raise _error("image_size", image_size, "an integer >= 8")
+        raise invalid("image_size", image_size, "an integer >= 8")
     if name == DIGITS:
         size = image_size or DIGITS_SIZE
         return DatasetInfo("digits", name, (size, size, 1), 10)
@@ -115,7 +116,7 @@ def describe_dataset(name, image_size=None):
     shape = info.features[image].shape
     size = image_size or shape[0]
     if size is None:
-        raise _error("image_size", image_size,
+        raise invalid("image_size", image_size,
                      f"a value: {name} has images of varying size")
     return DatasetInfo("tfds", name, (size, size, shape[-1] or 3),
                        info.features[label].num_classes)

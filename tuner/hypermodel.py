@@ -9,8 +9,8 @@ import keras_tuner
 import numpy as np
 
 import keras_regnet
-from keras_regnet.design.sampling import (PAPER_RANGES, RegNetDesignSpace,
-                                          _error, _is_number)
+from keras_regnet.design.checks import invalid, is_number
+from keras_regnet.design.sampling import PAPER_RANGES, RegNetDesignSpace
 from keras_regnet.design.spaces import SPACE_NAMES, design_space
 from keras_regnet.design.spec import MAX_CLASSES, MAX_INPUT_SIZE
 from keras_regnet.training import SGD
@@ -27,14 +27,14 @@ _SETS_LEARNING_RATE = (keras.callbacks.LearningRateScheduler,
 def _optimizer_range(name, value, allow_zero):
     """A fixed value or a `(lo, hi)` log range of a positive number."""
     pair = value if isinstance(value, (tuple, list)) else (value, value)
-    ok = len(pair) == 2 and all(_is_number(v) for v in pair)
+    ok = len(pair) == 2 and all(is_number(v) for v in pair)
     if ok:
         lo, hi = float(pair[0]), float(pair[1])
         fixed = lo == hi
         ok = lo <= hi and (lo > 0 or (allow_zero and fixed and lo == 0))
     if not ok:
         zero = " (or exactly 0)" if allow_zero else ""
-        raise _error(name, value, f"a number > 0{zero} or a `(lo, hi)` range with 0 < lo <= hi")
+        raise invalid(name, value, f"a number > 0{zero} or a `(lo, hi)` range with 0 < lo <= hi")
     return lo, hi
 
 
@@ -95,18 +95,18 @@ class DesignSpaceHyperModel(keras_tuner.HyperModel):
         self.learning_rate = _optimizer_range("learning_rate", learning_rate, False)
         self.weight_decay = _optimizer_range("weight_decay", weight_decay, True)
         if lr_schedule not in LR_SCHEDULES:
-            raise _error("lr_schedule", lr_schedule, f"one of {LR_SCHEDULES}")
+            raise invalid("lr_schedule", lr_schedule, f"one of {LR_SCHEDULES}")
         self.lr_schedule = lr_schedule
         for arg, value in (("mixed_precision", mixed_precision),
                            ("zero_init_last_bn", zero_init_last_bn),
                            ("include_preprocessing", include_preprocessing)):
             if not isinstance(value, bool):
-                raise _error(arg, value, "True or False")
+                raise invalid(arg, value, "True or False")
         if jit_compile not in ("auto", True, False):
-            raise _error("jit_compile", jit_compile, "'auto', True or False")
+            raise invalid("jit_compile", jit_compile, "'auto', True or False")
         if seed is not None and not (isinstance(seed, int) and not isinstance(seed, bool)
                                      and 0 <= seed < 2**32):
-            raise _error("seed", seed, "None or an integer in [0, 2**32)")
+            raise invalid("seed", seed, "None or an integer in [0, 2**32)")
         self.mixed_precision = mixed_precision
         self.jit_compile = jit_compile
         self.zero_init_last_bn = zero_init_last_bn
@@ -213,20 +213,20 @@ def _check_input(input_shape, classes, block, stem_type):
             and all(isinstance(v, int) and not isinstance(v, bool)
                     and 1 <= v <= MAX_INPUT_SIZE for v in input_shape)
             and input_shape[0] == input_shape[1]):
-        raise _error("input_shape", input_shape, "(size, size, channels) with "
-                     f"integers in [1, {MAX_INPUT_SIZE}]")
+        raise invalid("input_shape", input_shape, f"(size, size, channels) with "
+                                                  f"integers in [1, {MAX_INPUT_SIZE}]")
     if not (isinstance(classes, int) and not isinstance(classes, bool)
             and 2 <= classes <= MAX_CLASSES):
-        raise _error("classes", classes, f"an integer in [2, {MAX_CLASSES}]")
+        raise invalid("classes", classes, f"an integer in [2, {MAX_CLASSES}]")
     if str(block).upper() not in ("X", "Y"):
-        raise _error("block", block, "'X' or 'Y'")
+        raise invalid("block", block, "'X' or 'Y'")
     if stem_type is None:
         stem_type = "cifar" if input_shape[0] < CIFAR_STEM_BELOW else "imagenet"
     if stem_type not in ("cifar", "imagenet"):
-        raise _error("stem_type", stem_type, "None, 'cifar' or 'imagenet'")
+        raise invalid("stem_type", stem_type, "None, 'cifar' or 'imagenet'")
     smallest = 32 if stem_type == "imagenet" else 8
     if input_shape[0] < smallest:
-        raise _error("input_shape", input_shape,
+        raise invalid("input_shape", input_shape,
                      f"height and width >= {smallest} with the {stem_type} stem")
     return stem_type
 
@@ -303,7 +303,7 @@ class AnyNetHyperModel(DesignSpaceHyperModel):
                  stem_type=None, name=None, **kwargs):
         stem_type = _check_input(input_shape, classes, block, stem_type)
         if space not in ANYNET_SPACES:
-            raise _error("space", space, f"one of {ANYNET_SPACES}")
+            raise invalid("space", space, f"one of {ANYNET_SPACES}")
         ranges = {k: kwargs.pop(k) for k in ("depth", "width", "bottleneck_ratio",
                                              "group_width") if k in kwargs}
         self.block = str(block).upper()

@@ -11,7 +11,8 @@ from keras_tuner.engine.tuner import maybe_distribute
 from keras.src.saving import saving_lib
 from keras_tuner.src.engine import tuner_utils
 
-from keras_regnet.design.sampling import MAX_DRAWS, _error
+from keras_regnet.design.checks import invalid
+from keras_regnet.design.sampling import MAX_DRAWS
 from keras_regnet.files import write_json
 from tuner.errors import SearchStopped, WorkerRecycle  # noqa: F401 - public
 from tuner.oracle import ORACLES
@@ -200,7 +201,7 @@ def build_tuner(hypermodel, tuner="random", *, max_trials=10, max_epochs=None,
         **kwargs: `keras_tuner.Tuner` arguments.
     """
     if tuner not in ORACLES:
-        raise _error("tuner", tuner, f"one of {sorted(ORACLES)}")
+        raise invalid("tuner", tuner, f"one of {sorted(ORACLES)}")
     # Keras Tuner takes a seed of 0 for "no seed"; shifting keeps every seed.
     oracle_seed = None if seed is None else seed + 1
     oracle_kwargs = dict(objective=objective, seed=oracle_seed, space=hypermodel.space,
@@ -208,7 +209,7 @@ def build_tuner(hypermodel, tuner="random", *, max_trials=10, max_epochs=None,
                          max_consecutive_failed_trials=max_consecutive_failed_trials)
     if tuner == "hyperband":
         if not (isinstance(max_epochs, int) and max_epochs >= 1):
-            raise _error("max_epochs", max_epochs, "an integer >= 1 for Hyperband")
+            raise invalid("max_epochs", max_epochs, "an integer >= 1 for Hyperband")
         oracle_kwargs["max_epochs"] = max_epochs
     oracle = ORACLES[tuner](**oracle_kwargs)
     search = RegNetTuner(hypermodel, oracle, max_trials_per_process=max_trials_per_process,

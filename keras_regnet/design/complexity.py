@@ -8,9 +8,9 @@ Each function mirrors the builder of the same name in
 `keras_regnet.models.blocks`; change both together.
 """
 
+from keras_regnet.design.checks import check, check_int, invalid
 from keras_regnet.design.spec import (MAX_CLASSES, MAX_INPUT_SIZE, MAX_WIDTH,
-                                      AnyNetSpec, _check, _positive_int,
-                                      bottleneck_width, se_width)
+                                      AnyNetSpec, bottleneck_width, se_width)
 
 
 class _Counter:
@@ -111,16 +111,15 @@ def complexity(spec, input_size=224, classes=1000, channels=3):
         from keras_regnet.design.zoo import zoo_spec
         spec = zoo_spec(spec)
     if not isinstance(spec, AnyNetSpec):
-        raise ValueError(
-            f"Invalid `spec`: {spec!r}. Expected an AnyNetSpec or a model name.")
+        raise invalid("spec", spec, "an AnyNetSpec or a model name")
     h, w = (tuple(input_size) if isinstance(input_size, (tuple, list))
             and len(input_size) == 2 else (input_size, input_size))
     for v in (h, w):
-        _positive_int("input_size", v, MAX_INPUT_SIZE)
-    _check(isinstance(classes, int) and not isinstance(classes, bool)
+        check_int("input_size", v, MAX_INPUT_SIZE)
+    check(isinstance(classes, int) and not isinstance(classes, bool)
            and 0 <= classes <= MAX_CLASSES, "classes", classes,
            f"an integer in [0, {MAX_CLASSES}]")
-    _positive_int("channels", channels, MAX_WIDTH)
+    check_int("channels", channels, MAX_WIDTH)
     cx = _Counter(h, w)
     stem(cx, spec, channels)
     w_in = spec.stem_width

@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from keras_regnet.design.checks import check
 from keras_regnet.design.regnet import QUANTUM, quantized_linear
-from keras_regnet.design.spec import _check
 
 # Range of the width multiplier searched (the paper's RegNets have 1.5-3).
 WM_RANGE = (1.05, 4.0)
@@ -40,7 +40,7 @@ def fit_regnet(block_widths, q=QUANTUM):
         A dict with `"depth"` (number of blocks), `"w0"` (int), `"wa"`,
         `"wm"` and `"e_fit"` (floats).
     """
-    _check(isinstance(q, (int, np.integer)) and not isinstance(q, bool) and q >= 1,
+    check(isinstance(q, (int, np.integer)) and not isinstance(q, bool) and q >= 1,
            "q", q, "an integer >= 1")
     widths = _validate_widths(block_widths)
     log_w = np.log(widths)
@@ -76,7 +76,7 @@ def _validate_widths(block_widths):
           and len(block_widths) > 0
           and all(isinstance(w, (int, np.integer)) and not isinstance(w, bool)
                   and w >= 1 for w in block_widths))
-    _check(ok, "block_widths", block_widths,
+    check(ok, "block_widths", block_widths,
            "a non-empty sequence of positive ints")
     return np.asarray(block_widths, dtype=float)
 

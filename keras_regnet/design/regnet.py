@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from keras_regnet.design.spec import (MAX_BLOCKS, MAX_WIDTH, AnyNetSpec, _check,
-                                      _positive_int, _positive_real)
+from keras_regnet.design.checks import check, check_int, check_real
+from keras_regnet.design.spec import MAX_BLOCKS, MAX_WIDTH, AnyNetSpec
 
 # The paper's RegNet design space (sec. 4): d < 64, w0 < 256, 0 < wa < 256,
 # 1.5 <= wm <= 3, b in {1, 2, 4}, g in {1, 2, 4, 8, 16, 32}.
@@ -13,16 +13,16 @@ QUANTUM = 8
 def validate_regnet_params(depth, w0, wa, wm, group_width, bottleneck_ratio,
                            q=QUANTUM):
     """Raises `ValueError` naming the first invalid RegNet parameter."""
-    _positive_int("q", q, MAX_WIDTH)
-    _positive_int("depth", depth, MAX_BLOCKS)
-    _positive_int("w0", w0, MAX_WIDTH)
-    _check(w0 % q == 0, "w0", w0, f"a positive multiple of {q}")
-    _positive_real("wa", wa, high=MAX_WIDTH)
-    _positive_real("wm", wm, above=1, high=MAX_WIDTH)
-    _positive_int("group_width", group_width, MAX_WIDTH)
-    _positive_real("bottleneck_ratio", bottleneck_ratio, high=MAX_WIDTH)
+    check_int("q", q, MAX_WIDTH)
+    check_int("depth", depth, MAX_BLOCKS)
+    check_int("w0", w0, MAX_WIDTH)
+    check(w0 % q == 0, "w0", w0, f"a positive multiple of {q}")
+    check_real("wa", wa, high=MAX_WIDTH)
+    check_real("wm", wm, above=1, high=MAX_WIDTH)
+    check_int("group_width", group_width, MAX_WIDTH)
+    check_real("bottleneck_ratio", bottleneck_ratio, high=MAX_WIDTH)
     widest = max(quantized_linear(depth, w0, wa, wm, q))
-    _check(widest <= MAX_WIDTH, "wa", wa,
+    check(widest <= MAX_WIDTH, "wa", wa,
            f"a slope that keeps the widths under {MAX_WIDTH} (depth {depth}, "
            f"w0 {w0} and wm {wm} give {widest})")
 

@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from keras_regnet.design.checks import (invalid, is_number, normalize_choices,
+                                        normalize_range)
 from keras_regnet.design.complexity import complexity
 from keras_regnet.design.fit import fit_regnet
 from keras_regnet.design.regnet import QUANTUM, regnet_spec
@@ -50,64 +52,19 @@ MAX_DRAWS = 10000
 _FLOAT_TOLERANCE = 1e-9
 
 
-def _error(name, value, allowed):
-    return ValueError(f"Invalid `{name}`: {value!r}. Expected {allowed}.")
-
-
-def _is_number(x):
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
-
-
-def _normalize_range(name, value, limits, *, integer=False, quantum=None,
-                     open_low=False):
-    """A fixed number or `(lo, hi)` -> `(lo, hi)`, checked against `limits`."""
-    lo_lim, hi_lim = limits
-    if _is_number(value):
-        value = (value, value)
-    if not (isinstance(value, (tuple, list)) and len(value) == 2
-            and all(_is_number(v) for v in value)):
-        raise _error(name, value, "a number or a `(lo, hi)` pair of numbers")
-    lo, hi = value
-    if integer and not all(float(v).is_integer() for v in value):
-        raise _error(name, value, "integers")
-    if lo > hi:
-        raise _error(name, value, "lo <= hi")
-    lo_ok = lo > lo_lim if open_low else lo >= lo_lim
-    if not (lo_ok and hi <= hi_lim):
-        bound = f"{lo_lim} <" if open_low else f"{lo_lim} <="
-        raise _error(name, value,
-                     f"values with {bound} {name} <= {hi_lim} (the paper's limits)")
-    if quantum and (lo % quantum or hi % quantum):
-        raise _error(name, value, f"multiples of {quantum}")
-    cast = int if integer else float
-    return cast(lo), cast(hi)
-
-
-def _normalize_choices(name, value, allowed):
-    """A fixed number or a sequence of allowed values -> sorted tuple."""
-    if _is_number(value):
-        value = (value,)
-    if not (isinstance(value, (tuple, list)) and value
-            and all(_is_number(v) for v in value)):
-        raise _error(name, value, f"a value or a non-empty list of values from {allowed}")
-    if not set(value) <= set(allowed):
-        raise _error(name, value, f"values from {allowed} (the paper's limits)")
-    return tuple(sorted({int(v) for v in value}))
-
-
 def parse_budget(name, value):
     """`None` or `(lo, hi)` (either may be `None`) -> `(lo, hi)` floats or `None`."""
     if value is None:
         return None
     if not (isinstance(value, (tuple, list)) and len(value) == 2
-            and all(v is None or (_is_number(v) and math.isfinite(v)) for v in value)
+            and all(v is None or (is_number(v) and math.isfinite(v)) for v in value)
             and any(v is not None for v in value)):
-        raise _error(name, value,
+        raise invalid(name, value,
                      "None or a `(lo, hi)` pair of finite numbers (either may be None)")
     lo = 0.0 if value[0] is None else float(value[0])
     hi = math.inf if value[1] is None else float(value[1])
     if lo < 0 or lo > hi:
-        raise _error(name, value, "0 <= lo <= hi")
+        raise invalid(name, value, "0 <= lo <= hi")
     return lo, hi
 
 
@@ -128,7 +85,7 @@ class HyperParameter:
 
     def contains(self, value):
         """Whether a value is one this parameter can take."""
-        if not (_is_number(value) and math.isfinite(value)):
+        if not (is_number(value) and math.isfinite(value)):
             return False
         if self.kind in ("choice", "fixed"):
             return value in self.values
@@ -194,14 +151,14 @@ class DesignSpace:
     def __init__(self, *, block_type="x", stem_type="imagenet", input_size=224,
                  channels=3, classes=1000, flops=None, params=None):
         if block_type not in ("x", "y"):
-            raise _error("block_type", block_type, "'x' or 'y'")
+            raise invalid("block_type", block_type, "'x' or 'y'")
         if stem_type not in ("imagenet", "cifar"):
-            raise _error("stem_type", stem_type, "'imagenet' or 'cifar'")
+            raise invalid("stem_type", stem_type, "'imagenet' or 'cifar'")
         for name, v in (("input_size", input_size), ("channels", channels),
                         ("classes", classes)):
             if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool)
                     and v >= 1):
-                raise _error(name, v, "an integer >= 1")
+                raise invalid(name, v, "an integer >= 1")
         self.block_type = block_type
         self.stem_type = stem_type
         self.input_size = int(input_size)
@@ -361,7 +318,7 @@ class DesignSpace:
         space_cls = SPACES.get(name)
         if space_cls is None or not issubclass(space_cls, cls):
             allowed = tuple(n for n, c in SPACES.items() if issubclass(c, cls))
-            raise _error("name", name, f"one of {allowed}")
+            raise invalid("name", name, f"one of {allowed}")
         ranges = config.pop("ranges")
         return space_cls(**{k: tuple(v) for k, v in ranges.items()}, **config)
 
@@ -387,11 +344,11 @@ class RegNetDesignSpace(DesignSpace):
                  group_width=PAPER_RANGES["group_width"], **kwargs):
         given = dict(depth=depth, w0=w0, wa=wa, wm=wm,
                      bottleneck_ratio=bottleneck_ratio, group_width=group_width)
-        self.ranges = {name: _normalize_range(
+        self.ranges = {name: normalize_range(
             name, given[name], PAPER_LIMITS[name], integer=name in INT_PARAMS,
             quantum=QUANTUM if name == "w0" else None, open_low=name == "wa")
             for name in RANGE_PARAMS}
-        self.ranges.update({name: _normalize_choices(name, given[name], PAPER_RANGES[name])
+        self.ranges.update({name: normalize_choices(name, given[name], PAPER_RANGES[name])
                             for name in CHOICE_PARAMS})
         super().__init__(**kwargs)
 

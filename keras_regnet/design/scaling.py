@@ -10,9 +10,9 @@ import dataclasses
 import math
 from typing import NamedTuple
 
+from keras_regnet.design.checks import invalid, is_number
 from keras_regnet.design.complexity import complexity
 from keras_regnet.design.regnet import QUANTUM, make_compatible
-from keras_regnet.design.sampling import _error, _is_number
 from keras_regnet.design.spec import BOTTLENECK_BLOCKS, AnyNetSpec
 from keras_regnet.design.zoo import MODEL_NAMES, zoo_spec
 
@@ -92,16 +92,16 @@ def scale(name_or_spec, flops_factor, strategy="dWr", input_size=224):
     elif isinstance(name_or_spec, AnyNetSpec):
         original = name_or_spec
     else:
-        raise _error("name_or_spec", name_or_spec,
+        raise invalid("name_or_spec", name_or_spec,
                      f"an AnyNetSpec or one of {MODEL_NAMES}")
-    if not (_is_number(flops_factor) and math.isfinite(flops_factor)
+    if not (is_number(flops_factor) and math.isfinite(flops_factor)
             and flops_factor > 0):
-        raise _error("flops_factor", flops_factor, "a finite number > 0")
+        raise invalid("flops_factor", flops_factor, "a finite number > 0")
     if strategy not in STRATEGIES:
-        raise _error("strategy", strategy, f"one of {tuple(STRATEGIES)}")
+        raise invalid("strategy", strategy, f"one of {tuple(STRATEGIES)}")
     if not (isinstance(input_size, int) and not isinstance(input_size, bool)
             and input_size >= 1):
-        raise _error("input_size", input_size, "an integer >= 1")
+        raise invalid("input_size", input_size, "an integer >= 1")
     base = complexity(original, input_size=input_size)["flops"]
     exponents = STRATEGIES[strategy]
     corrected = 1 if exponents[1] else exponents.index(max(exponents))
@@ -132,7 +132,7 @@ def scale(name_or_spec, flops_factor, strategy="dWr", input_size=224):
                   if (flops_factor * t - 1) * (flops_factor - 1) >= 0]
         result = min((scaled(*x) for x in tries), key=miss)
     if miss(result) > TOLERANCE:
-        raise _error("flops_factor", flops_factor,
+        raise invalid("flops_factor", flops_factor,
                      f"a factor that strategy {strategy!r} can reach within "
                      f"{TOLERANCE:.0%} for this network (the closest: "
                      f"{result.flops_ratio:.3g}, depths {result.spec.depths}, "

@@ -18,11 +18,9 @@ import math
 
 import numpy as np
 
+from keras_regnet.design.checks import invalid, normalize_choices, normalize_range
 from keras_regnet.design.regnet import QUANTUM
-from keras_regnet.design.sampling import (SPACES, DesignSpace, _error,
-                                          _normalize_choices,
-                                          _normalize_range, choice_hp,
-                                          range_hp)
+from keras_regnet.design.sampling import SPACES, DesignSpace, choice_hp, range_hp
 from keras_regnet.design.spec import AnyNetSpec
 
 NUM_STAGES = 4
@@ -69,19 +67,19 @@ class AnyNetXDesignSpace(DesignSpace):
                  bottleneck_ratio=ANYNETX_RANGES["bottleneck_ratio"],
                  group_width=ANYNETX_RANGES["group_width"], **kwargs):
         self.ranges = {
-            "depth": _normalize_range("depth", depth, ANYNETX_RANGES["depth"],
+            "depth": normalize_range("depth", depth, ANYNETX_RANGES["depth"],
                                       integer=True),
-            "width": _normalize_range("width", width, ANYNETX_RANGES["width"],
+            "width": normalize_range("width", width, ANYNETX_RANGES["width"],
                                       integer=True, quantum=QUANTUM),
-            "bottleneck_ratio": _normalize_choices(
+            "bottleneck_ratio": normalize_choices(
                 "bottleneck_ratio", bottleneck_ratio, ANYNETX_RANGES["bottleneck_ratio"]),
-            "group_width": _normalize_choices(
+            "group_width": normalize_choices(
                 "group_width", group_width, ANYNETX_RANGES["group_width"]),
         }
         for b in self.ranges["bottleneck_ratio"]:
             for g in self.ranges["group_width"]:
                 if not self._width_multiples(b, g):
-                    raise _error("width", width,
+                    raise invalid("width", width,
                                  f"a range holding a multiple of lcm(8, b * g) for "
                                  f"every allowed b and g (b={b}, g={g} has none)")
         super().__init__(**kwargs)
@@ -237,6 +235,6 @@ def design_space(name, **kwargs):
     ```
     """
     if name not in SPACES:
-        raise _error("name", name, f"one of {SPACE_NAMES}")
+        raise invalid("name", name, f"one of {SPACE_NAMES}")
     return SPACES[name](**kwargs)
 

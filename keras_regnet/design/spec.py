@@ -1,9 +1,9 @@
 """The AnyNet specification: everything that defines a network's shape."""
 
 import dataclasses
-import math
-import numbers
 from typing import Tuple
+
+from keras_regnet.design.checks import check, check_int, check_real, is_real
 
 STEM_TYPES = ("imagenet", "cifar")
 BLOCK_TYPES = ("x", "y", "res_basic", "vanilla")
@@ -15,30 +15,6 @@ MAX_BLOCKS = 1000
 MAX_WIDTH = 65536
 MAX_INPUT_SIZE = 16384
 MAX_CLASSES = 100000
-
-
-def _check(ok, name, value, allowed):
-    if not ok:
-        raise ValueError(f"Invalid `{name}`: {value!r}. Expected {allowed}.")
-
-
-def _is_real(value):
-    """A finite real number, not a bool."""
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and math.isfinite(value))
-
-
-def _positive_int(name, value, high=None):
-    ok = (isinstance(value, numbers.Integral) and not isinstance(value, bool)
-          and value >= 1 and (high is None or value <= high))
-    _check(ok, name, value,
-           "an integer >= 1" if high is None else f"an integer in [1, {high}]")
-
-
-def _positive_real(name, value, above=0.0, high=math.inf):
-    _check(_is_real(value) and above < value <= high, name, value,
-           f"a finite number > {above:g}"
-           + ("" if high == math.inf else f" and <= {high:g}"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +53,7 @@ class AnyNetSpec:
 
     def __post_init__(self):
         n = len(self.depths) if hasattr(self.depths, "__len__") else -1
-        _check(n >= 1, "depths", self.depths, "a non-empty sequence of ints")
+        check(n >= 1, "depths", self.depths, "a non-empty sequence of ints")
         defaults = {"strides": 2, "bottleneck_ratios": 1.0, "group_widths": 1}
         for field in ("depths", "widths", *defaults):
             value = getattr(self, field)
@@ -86,42 +62,39 @@ class AnyNetSpec:
             elif not hasattr(value, "__len__"):
                 value = (value,) * n
             value = tuple(value)
-            _check(len(value) == n, field, value, f"{n} values, one per stage")
+            check(len(value) == n, field, value, f"{n} values, one per stage")
             object.__setattr__(self, field, value)
         for d in self.depths:
-            _positive_int("depth", d, MAX_BLOCKS)
-        _check(sum(self.depths) <= MAX_BLOCKS, "depths", self.depths,
+            check_int("depth", d, MAX_BLOCKS)
+        check(sum(self.depths) <= MAX_BLOCKS, "depths", self.depths,
                f"at most {MAX_BLOCKS} blocks in all")
         for w in self.widths:
-            _positive_int("width", w, MAX_WIDTH)
+            check_int("width", w, MAX_WIDTH)
         for s in self.strides:
-            _check(s in (1, 2) and not isinstance(s, bool), "stride", s, "1 or 2")
+            check(s in (1, 2) and not isinstance(s, bool), "stride", s, "1 or 2")
         for b in self.bottleneck_ratios:
-            _positive_real("bottleneck_ratio", b, high=MAX_WIDTH)
+            check_real("bottleneck_ratio", b, high=MAX_WIDTH)
         for g in self.group_widths:
-            _positive_int("group_width", g, MAX_WIDTH)
-        _check(self.block_type in BLOCK_TYPES, "block_type", self.block_type,
+            check_int("group_width", g, MAX_WIDTH)
+        check(self.block_type in BLOCK_TYPES, "block_type", self.block_type,
                f"one of {BLOCK_TYPES}")
-        _check(self.stem_type in STEM_TYPES, "stem_type", self.stem_type,
+        check(self.stem_type in STEM_TYPES, "stem_type", self.stem_type,
                f"one of {STEM_TYPES}")
-        _positive_int("stem_width", self.stem_width, MAX_WIDTH)
-        _check(isinstance(self.head_width, numbers.Integral)
-               and not isinstance(self.head_width, bool)
-               and 0 <= self.head_width <= MAX_WIDTH, "head_width",
-               self.head_width, f"an integer in [0, {MAX_WIDTH}]")
-        _check(_is_real(self.se_ratio), "se_ratio", self.se_ratio,
+        check_int("stem_width", self.stem_width, MAX_WIDTH)
+        check_int("head_width", self.head_width, MAX_WIDTH, low=0)
+        check(is_real(self.se_ratio), "se_ratio", self.se_ratio,
                "a finite number")
         if self.block_type == "y":
-            _check(0 < self.se_ratio <= 1, "se_ratio", self.se_ratio,
+            check(0 < self.se_ratio <= 1, "se_ratio", self.se_ratio,
                    "a number in (0, 1] for 'y' blocks")
         else:
-            _check(self.se_ratio == 0, "se_ratio", self.se_ratio,
+            check(self.se_ratio == 0, "se_ratio", self.se_ratio,
                    f"0 for '{self.block_type}' blocks (SE needs block_type='y')")
         if self.block_type in BOTTLENECK_BLOCKS:
             for w, b, g in zip(self.widths, self.bottleneck_ratios,
                                self.group_widths):
                 w_b = bottleneck_width(w, b)
-                _check(w_b >= 1 and w_b % g == 0, "group_widths",
+                check(w_b >= 1 and w_b % g == 0, "group_widths",
                        self.group_widths,
                        f"divisors of the bottleneck widths (stage width {w} "
                        f"/ b {b} = {w_b}); make_compatible() fixes this")

@@ -8,9 +8,9 @@ from keras import layers
 from keras.src.applications import imagenet_utils
 
 from keras_regnet import weights as weights_lib
+from keras_regnet.design.checks import check, check_int, check_real, invalid, is_real
 from keras_regnet.design.spec import (MAX_CLASSES, MAX_INPUT_SIZE, AnyNetSpec,
-                                      _check, _is_real, _positive_int,
-                                      _positive_real, bottleneck_width)
+                                      bottleneck_width)
 from keras_regnet.models import blocks
 from keras_regnet.models.layers import native_grouped_conv_ok
 
@@ -31,7 +31,7 @@ def _input_shape(input_shape, include_top, min_size, required_channels):
             f"Invalid `input_shape`: {input_shape}. Expected 3 dimensions "
             "(height, width, channels).")
     for v in input_shape:
-        _check(v is None or (isinstance(v, numbers.Integral) and not isinstance(v, bool)
+        check(v is None or (isinstance(v, numbers.Integral) and not isinstance(v, bool)
                              and 1 <= v <= MAX_INPUT_SIZE), "input_shape",
                input_shape, f"None or integers in [1, {MAX_INPUT_SIZE}]")
     spatial = input_shape[:2] if channels_last else input_shape[1:]
@@ -72,21 +72,21 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
           zero_init_last_bn=False, bn_momentum=0.9, bn_epsilon=1e-5):
     """Builds the Functional model of `spec`; all checks run first."""
     if not isinstance(name, str) or not name:
-        raise ValueError(f"Invalid `name`: {name!r}. Expected a non-empty string.")
+        raise invalid("name", name, "a non-empty string")
     if not isinstance(spec, AnyNetSpec):
-        raise ValueError(f"Invalid `spec`: {spec!r}. Expected an AnyNetSpec.")
+        raise invalid("spec", spec, "an AnyNetSpec")
     if pooling not in POOLINGS:
-        raise ValueError(f"Invalid `pooling`: {pooling!r}. Expected one of {POOLINGS}.")
+        raise invalid("pooling", pooling, f"one of {POOLINGS}")
     for arg, value in (("include_top", include_top),
                        ("include_preprocessing", include_preprocessing),
                        ("zero_init_last_bn", zero_init_last_bn)):
-        _check(isinstance(value, bool), arg, value, "True or False")
-    _positive_int("classes", classes, MAX_CLASSES)
-    _check(_is_real(drop_path_rate) and 0 <= drop_path_rate < 1,
+        check(isinstance(value, bool), arg, value, "True or False")
+    check_int("classes", classes, MAX_CLASSES)
+    check(is_real(drop_path_rate) and 0 <= drop_path_rate < 1,
            "drop_path_rate", drop_path_rate, "a number in [0, 1)")
-    _check(_is_real(bn_momentum) and 0 <= bn_momentum < 1, "bn_momentum",
+    check(is_real(bn_momentum) and 0 <= bn_momentum < 1, "bn_momentum",
            bn_momentum, "a number in [0, 1)")
-    _positive_real("bn_epsilon", bn_epsilon, high=1.0)
+    check_real("bn_epsilon", bn_epsilon, high=1.0)
     _check_data_format()
     if include_top:
         try:

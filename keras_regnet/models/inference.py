@@ -17,6 +17,7 @@ a batch of one runs its image in both slices, 12-24% slower).
 import keras
 import numpy as np
 
+from keras_regnet.design.checks import invalid
 from keras_regnet.files import atomic_path, check_target
 from keras_regnet.models.layers import BatchMerge, BatchSplit
 
@@ -27,16 +28,13 @@ _TRAINING_ONLY = ("DropPath", "Dropout", "SpatialDropout2D")
 
 def _check_args(model, dtype, batch_splits):
     if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth"):
-        raise ValueError(
-            f"Invalid `model`: {model!r}. Expected a functional keras.Model "
-            "(e.g. from keras_regnet.RegNetX002).")
+        raise invalid("model", model, "a functional keras.Model (e.g. from "
+                                      "keras_regnet.RegNetX002)")
     if dtype not in _DTYPES:
-        raise ValueError(
-            f"Invalid `dtype`: {dtype!r}. Expected one of {_DTYPES}.")
+        raise invalid("dtype", dtype, f"one of {_DTYPES}")
     if not (isinstance(batch_splits, int) and not isinstance(batch_splits, bool)
             and batch_splits >= 1):
-        raise ValueError(f"Invalid `batch_splits`: {batch_splits!r}. Expected "
-                         "an integer >= 1.")
+        raise invalid("batch_splits", batch_splits, "an integer >= 1")
 
 
 def _is_conv(layer):

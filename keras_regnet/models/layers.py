@@ -8,6 +8,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_regnet.design.checks import invalid
+
 # Once per process: {check function: whether TensorFlow's op passed it}.
 _PROBES = {}
 
@@ -341,8 +343,7 @@ class DropPath(keras.layers.Layer):
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
         if not 0 <= rate < 1:
-            raise ValueError(
-                f"Invalid `rate`: {rate!r}. Expected a number in [0, 1).")
+            raise invalid("rate", rate, "a number in [0, 1)")
         self.rate = rate
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)

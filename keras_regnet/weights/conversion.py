@@ -2,6 +2,7 @@
 
 import os
 
+from keras_regnet.design.checks import invalid
 from keras_regnet.design.zoo import MODEL_NAMES, zoo_spec
 from keras_regnet.files import check_target
 from keras_regnet.weights import formats, mapping
@@ -48,22 +49,19 @@ def convert(src, dst, model=None, source=None):
     if model is not None:
         name = canonical_name(model)
         if name is None:
-            raise ValueError(
-                f"Invalid `model`: {model!r}. Expected one of {MODEL_NAMES} "
-                "or None (convert the checkpoint's own layout).")
+            raise invalid("model", model, f"one of {MODEL_NAMES} or None (convert the "
+                                          "checkpoint's own layout)")
     if source is not None and source not in mapping.SOURCES:
-        raise ValueError(
-            f"Invalid `source`: {source!r}. Expected one of "
-            f"{mapping.SOURCES} or None (detect).")
+        raise invalid("source", source, f"one of {mapping.SOURCES} or None (detect)")
     expected = "a PyTorch checkpoint (.pyth, .pth, .pt, .bin or .safetensors)"
     if not isinstance(src, (str, os.PathLike)):
-        raise ValueError(f"Invalid `src`: {src!r}. Expected {expected}.")
+        raise invalid("src", src, f"{expected}")
     src = os.fspath(src)
     if not os.path.isfile(src):
         problem = "It is a folder" if os.path.isdir(src) else "The file does not exist"
         raise ValueError(f"Invalid `src`: {src!r}. {problem}; expected {expected}.")
     if not src.lower().endswith((*formats.TORCH_SUFFIXES, ".safetensors")):
-        raise ValueError(f"Invalid `src`: {src!r}. Expected {expected}.")
+        raise invalid("src", src, f"{expected}")
     if formats.file_kind(src) == "torch":
         formats.check_torch(src, "src")
     dst = check_target(dst, "dst")

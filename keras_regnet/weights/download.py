@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 
+from keras_regnet.design.checks import invalid
 from keras_regnet.files import atomic_path
 
 _CHUNK = 1 << 20
@@ -72,23 +73,20 @@ def fetch(url, fname, sha256, directory=None, timeout=60, deadline=None):
     """
     if not isinstance(fname, str) or os.path.basename(fname) != fname or (
             fname in ("", ".", "..")):
-        raise ValueError(f"Invalid `fname`: {fname!r}. Expected a file name "
-                         "without folders, e.g. 'regnetx002.h5'.")
+        raise invalid("fname", fname, "a file name without folders, e.g. "
+                                      "'regnetx002.h5'")
     if not (isinstance(sha256, str) and len(sha256) == 64
             and all(c in "0123456789abcdef" for c in sha256.lower())):
-        raise ValueError(f"Invalid `sha256`: {sha256!r}. Expected 64 hex "
-                         "digits.")
+        raise invalid("sha256", sha256, "64 hex digits")
     sha256 = sha256.lower()
     if not _seconds(timeout):
-        raise ValueError(f"Invalid `timeout`: {timeout!r}. Expected a number "
-                         "of seconds > 0.")
+        raise invalid("timeout", timeout, "a number of seconds > 0")
     if deadline is not None and not _seconds(deadline):
-        raise ValueError(f"Invalid `deadline`: {deadline!r}. Expected a number "
-                         "of seconds > 0, or None.")
+        raise invalid("deadline", deadline, "a number of seconds > 0, or None")
     directory = directory or cache_dir()
     if not os.path.isdir(directory):
-        raise ValueError(f"Invalid `directory`: {directory!r}. Expected an "
-                         "existing folder, or None for the Keras cache.")
+        raise invalid("directory", directory, "an existing folder, or None for the "
+                                              "Keras cache")
     target = os.path.join(directory, fname)
     if os.path.isfile(target) and sha256_of(target) == sha256:
         return target

@@ -11,6 +11,8 @@ import re
 
 import numpy as np
 
+from keras_regnet.design.checks import invalid
+
 SOURCES = ("pycls", "torchvision", "timm")
 
 # Keras 2 (`tf_keras.applications.RegNet*`): "<model>_Stage_<i>_<X|Y>Block_<j>_<role>".
@@ -145,8 +147,7 @@ def from_state_dict(state, source):
             whose kernel has the wrong number of dimensions.
     """
     if source not in SOURCES:
-        raise ValueError(
-            f"Invalid `source`: {source!r}. Expected one of {SOURCES}.")
+        raise invalid("source", source, f"one of {SOURCES}")
     layers, origins = {}, {}
     for key, value in state.items():
         module, _, param = key.rpartition(".")
