@@ -138,7 +138,7 @@ def contestants(name, images, labels, args, bf16=True):
                 name, images, labels, native=False,
                 train=args.shipped_train)),
         ]
-    from keras_regnet.models.layers import grouped_conv_path
+    from keras_regnet.runtime import grouped_conv_path
     native = grouped_conv_path() == "native"
     built = []
     for contestant, dtype, build in builders:

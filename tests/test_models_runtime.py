@@ -16,6 +16,7 @@ import tensorflow as tf
 
 import keras_regnet
 from keras_regnet.models import blocks
+from keras_regnet import runtime
 from keras_regnet.models import layers as regnet_layers
 
 from _backend_check import conv_inputs, conv_results
@@ -100,9 +101,9 @@ def _refuse_keras_grouped_conv(monkeypatch):
 def test_grouped_conv_path_follows_the_machine(monkeypatch):
     """Native where TensorFlow's op is correct (oneDNN on, or a GPU), the
     portable formulation otherwise; never Keras' XLA path."""
-    native = regnet_layers.onednn_enabled() or bool(tf.config.list_physical_devices("GPU"))
-    assert regnet_layers.native_grouped_conv_ok() is native
-    assert regnet_layers.grouped_conv_path() == ("native" if native else "portable")
+    native = runtime.onednn_enabled() or bool(tf.config.list_physical_devices("GPU"))
+    assert runtime.native_grouped_conv_ok() is native
+    assert runtime.grouped_conv_path() == ("native" if native else "portable")
     arrays = conv_inputs()
     reference = conv_results(keras.layers.Conv2D, arrays)
     _refuse_keras_grouped_conv(monkeypatch)
@@ -120,11 +121,11 @@ def test_grouped_conv_path_follows_the_machine(monkeypatch):
 
 @pytest.mark.parametrize("native", [True, False])
 def test_native_and_portable_grouped_convs_match_keras(monkeypatch, native):
-    if native and not regnet_layers.native_grouped_conv_ok():
+    if native and not runtime.native_grouped_conv_ok():
         pytest.skip("TensorFlow's grouped conv has no gradient here (oneDNN "
                     "off); test_grouped_conv_without_onednn covers this machine")
-    monkeypatch.setitem(regnet_layers._PROBES,
-                        regnet_layers._compare_with_keras_conv, native)
+    monkeypatch.setitem(runtime._PROBES,
+                        runtime._compare_with_keras_conv, native)
     arrays = conv_inputs()
     _assert_conv_results_close(conv_results(keras_regnet.NativeConv2D, arrays),
                                conv_results(keras.layers.Conv2D, arrays))
@@ -224,7 +225,7 @@ def test_odd_batches_train_and_infer_with_onednn():
         import keras_regnet
         from keras_regnet.design.spec import AnyNetSpec
         from keras_regnet.models.inference import inference_model
-        from keras_regnet.models.layers import onednn_enabled
+        from keras_regnet.runtime import onednn_enabled
 
         assert onednn_enabled()
         spec = AnyNetSpec(depths=(1, 1), widths=(8, 16), strides=(2, 2),
@@ -278,7 +279,7 @@ def check_batch_norm_matches_keras(policy, channels, native_bf16):
             _batch_norm_results(cls, x, cotangent, weights) for cls in
             (keras.layers.BatchNormalization, regnet_layers.FusedBatchNormalization)]
     assert ref_dtype == x.dtype
-    assert regnet_layers.native_bf16_batch_norm_ok() == native_bf16
+    assert runtime.native_bf16_batch_norm_ok() == native_bf16
     in_float32 = x.dtype == tf.bfloat16 and (channels % 16 or not native_bf16)
     assert dtype == (tf.float32 if in_float32 else x.dtype)
     rel = 1e-5 if policy == "float32" else 1e-2  # bf16 keeps 8 bits
@@ -296,11 +297,11 @@ def test_fused_batch_norm_matches_keras_batch_norm(monkeypatch, policy,
                                                    channels, native_bf16):
     # The float32 fallback runs anywhere; TensorFlow's bf16 kernel only where
     # the probe found it (oneDNN without AVX-512 has none).
-    if native_bf16 and not regnet_layers.native_bf16_batch_norm_ok():
+    if native_bf16 and not runtime.native_bf16_batch_norm_ok():
         pytest.skip("no bfloat16 fused batch norm on this CPU; the float32 "
                     "fallback case covers it")
-    monkeypatch.setitem(regnet_layers._PROBES,
-                        regnet_layers._run_bf16_batch_norm, native_bf16)
+    monkeypatch.setitem(runtime._PROBES,
+                        runtime._run_bf16_batch_norm, native_bf16)
     check_batch_norm_matches_keras(policy, channels, native_bf16)
 
 
@@ -308,8 +309,8 @@ def test_fused_batch_norm_matches_keras_batch_norm(monkeypatch, policy,
     (True, 16, "bfloat16"), (True, 24, "float32"), (False, 16, "float32")])
 def test_bf16_batch_norm_trains_in_fp32_unless_16k_channels(
         monkeypatch, native, channels, dtype):
-    monkeypatch.setitem(regnet_layers._PROBES,
-                        regnet_layers._run_bf16_batch_norm, native)
+    monkeypatch.setitem(runtime._PROBES,
+                        runtime._run_bf16_batch_norm, native)
     with _policy("mixed_bfloat16"):
         layer = regnet_layers.FusedBatchNormalization()
     spec = tf.TensorSpec((None, 7, 7, channels), tf.bfloat16)
@@ -322,8 +323,8 @@ def test_bf16_batch_norm_trains_in_fp32_unless_16k_channels(
 def test_relu_after_a_float32_batch_norm_stays_float32(tmp_path, monkeypatch):
     """`conv_bn`'s ReLU takes the BN output uncast (so TensorFlow fuses the
     two), also in a reloaded model."""
-    monkeypatch.setitem(regnet_layers._PROBES,
-                        regnet_layers._run_bf16_batch_norm, True)
+    monkeypatch.setitem(runtime._PROBES,
+                        runtime._run_bf16_batch_norm, True)
     with _policy("mixed_bfloat16"):
         inputs = keras.Input((8, 8, 3))
         x = blocks.conv_bn(inputs, 24, 3, blocks.BuildOptions(), "a")
@@ -635,8 +636,7 @@ def test_grouped_conv_without_onednn_is_portable_and_says_so():
         import numpy as np
         import keras_regnet
         import keras.src.backend.tensorflow.nn as keras_tf_nn
-        from keras_regnet.models import layers
-
+        from keras_regnet import runtime
         keras_conv = keras_tf_nn.conv
 
         def conv(inputs, kernel, *args, **kwargs):
@@ -655,8 +655,8 @@ def test_grouped_conv_without_onednn_is_portable_and_says_so():
                   verbose=0)
         assert np.isfinite(h.history["loss"][0])
         ours = [w for w in caught if "TF_ENABLE_ONEDNN_OPTS=1" in str(w.message)]
-        print("warnings", len(ours), "path", layers.grouped_conv_path(),
-              "onednn", layers.onednn_enabled())
+        print("warnings", len(ours), "path", runtime.grouped_conv_path(),
+              "onednn", runtime.onednn_enabled())
         """)
     out = run_python(["-c", script], TF_ENABLE_ONEDNN_OPTS="0",
                      KERAS_BACKEND="tensorflow")
@@ -667,9 +667,9 @@ def test_importing_keras_regnet_first_turns_onednn_on():
     """What a user gets who sets nothing: oneDNN on any x86 CPU, and with it
     the native grouped conv; a user's own setting wins."""
     script = ("import keras_regnet, keras, platform\n"
-              "from keras_regnet.models import layers\n"
-              "print(platform.machine(), layers.onednn_enabled(),"
-              " layers.grouped_conv_path())\n")
+              "from keras_regnet import runtime\n"
+              "print(platform.machine(), runtime.onednn_enabled(),"
+              " runtime.grouped_conv_path())\n")
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     proc = subprocess.run([sys.executable, "-c", script], env=env, text=True,
                           capture_output=True, timeout=300)
@@ -693,8 +693,8 @@ def test_slow_path_warning_names_the_cause_and_a_fix_that_applies(monkeypatch, s
         monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
     else:
         monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", setting)
-    monkeypatch.setattr(regnet_layers, "onednn_enabled", lambda: onednn)
-    message = regnet_layers.slow_path_message()
+    monkeypatch.setattr(runtime, "onednn_enabled", lambda: onednn)
+    message = runtime.slow_path_message()
     assert cause in message, message
     if fix:
         assert fix in message, message

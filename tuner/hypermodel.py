@@ -12,7 +12,8 @@ import keras_regnet
 from keras_regnet.design.checks import invalid, is_number
 from keras_regnet.design.sampling import PAPER_RANGES, RegNetDesignSpace
 from keras_regnet.design.spaces import SPACE_NAMES, design_space
-from keras_regnet.design.spec import MAX_CLASSES, MAX_INPUT_SIZE
+from keras_regnet.design.spec import (MAX_CLASSES, MAX_INPUT_SIZE, MIN_INPUT_SIZES,
+                                      STEM_TYPES)
 from keras_regnet.training import SGD
 
 # Inputs smaller than this get the CIFAR-style stem (3x3 conv, stride 1).
@@ -222,9 +223,9 @@ def _check_input(input_shape, classes, block, stem_type):
         raise invalid("block", block, "'X' or 'Y'")
     if stem_type is None:
         stem_type = "cifar" if input_shape[0] < CIFAR_STEM_BELOW else "imagenet"
-    if stem_type not in ("cifar", "imagenet"):
-        raise invalid("stem_type", stem_type, "None, 'cifar' or 'imagenet'")
-    smallest = 32 if stem_type == "imagenet" else 8
+    if stem_type not in STEM_TYPES:
+        raise invalid("stem_type", stem_type, f"None or one of {STEM_TYPES}")
+    smallest = MIN_INPUT_SIZES[stem_type]
     if input_shape[0] < smallest:
         raise invalid("input_shape", input_shape,
                      f"height and width >= {smallest} with the {stem_type} stem")

@@ -40,7 +40,7 @@ class _Counter:
 
 
 def stem(cx, spec, channels):
-    cx.conv(channels, spec.stem_width, 3, 2 if spec.stem_type == "imagenet" else 1)
+    cx.conv(channels, spec.stem_width, 3, spec.stem_stride)
     cx.bn(spec.stem_width)
 
 
@@ -57,7 +57,7 @@ def projection(cx, w_in, w_out, stride):
         cx.branch(lambda: (cx.conv(w_in, w_out, 1, stride), cx.bn(w_out)))
 
 
-def x_block(cx, w_in, w_out, stride, b, g, se_ratio=0.0):
+def x_block(cx, w_in, w_out, stride, b, g, se_ratio):
     """X block (Y block when `se_ratio` > 0)."""
     projection(cx, w_in, w_out, stride)
     w_b = bottleneck_width(w_out, b)
@@ -71,16 +71,22 @@ def x_block(cx, w_in, w_out, stride, b, g, se_ratio=0.0):
     cx.bn(w_out)
 
 
-def res_basic_block(cx, w_in, w_out, stride):
+def res_basic_block(cx, w_in, w_out, stride, b, g, se_ratio):
     projection(cx, w_in, w_out, stride)
-    vanilla_block(cx, w_in, w_out, stride)
+    vanilla_block(cx, w_in, w_out, stride, b, g, se_ratio)
 
 
-def vanilla_block(cx, w_in, w_out, stride):
+def vanilla_block(cx, w_in, w_out, stride, b, g, se_ratio):
     cx.conv(w_in, w_out, 3, stride)
     cx.bn(w_out)
     cx.conv(w_out, w_out, 3)
     cx.bn(w_out)
+
+
+# Block type -> its counter, the twin of `keras_regnet.models.blocks.BLOCKS`;
+# every counter takes `(cx, w_in, w_out, stride, b, g, se_ratio)`.
+BLOCKS = {"x": x_block, "y": x_block, "res_basic": res_basic_block,
+          "vanilla": vanilla_block}
 
 
 def head(cx, w_in, head_width, classes):
@@ -125,11 +131,12 @@ def complexity(spec, input_size=224, classes=1000, channels=3):
     w_in = spec.stem_width
     for d, w_out, stride, b, g in zip(spec.depths, spec.widths, spec.strides,
                                       spec.bottleneck_ratios, spec.group_widths):
-        _block(cx, spec, w_in, w_out, stride, b, g)
+        count = BLOCKS[spec.block_type]
+        count(cx, w_in, w_out, stride, b, g, spec.se_ratio)
         if d > 1:
             # The stage's other blocks are alike: count one, add the rest.
             before = cx.flops, cx.params, cx.acts
-            _block(cx, spec, w_out, w_out, 1, b, g)
+            count(cx, w_out, w_out, 1, b, g, spec.se_ratio)
             cx.flops, cx.params, cx.acts = (
                 now + (now - was) * (d - 2)
                 for now, was in zip((cx.flops, cx.params, cx.acts), before))
@@ -137,11 +144,3 @@ def complexity(spec, input_size=224, classes=1000, channels=3):
     head(cx, spec.widths[-1], spec.head_width, classes)
     return {"flops": cx.flops, "params": cx.params, "acts": cx.acts}
 
-
-def _block(cx, spec, w_in, w_out, stride, b, g):
-    if spec.block_type in ("x", "y"):
-        x_block(cx, w_in, w_out, stride, b, g, spec.se_ratio)
-    elif spec.block_type == "res_basic":
-        res_basic_block(cx, w_in, w_out, stride)
-    else:
-        vanilla_block(cx, w_in, w_out, stride)

@@ -14,11 +14,13 @@ import math
 
 import numpy as np
 
-from keras_regnet.design.checks import (invalid, is_number, normalize_choices,
-                                        normalize_range)
+from keras_regnet.design.checks import (check_choice, check_int, invalid, is_number,
+                                        normalize_choices, normalize_range)
 from keras_regnet.design.complexity import complexity
 from keras_regnet.design.fit import fit_regnet
 from keras_regnet.design.regnet import QUANTUM, regnet_spec
+from keras_regnet.design.spec import (BOTTLENECK_BLOCKS, SE_RATIO, STEM_STRIDES,
+                                      STEM_TYPES)
 
 # The paper's sampling ranges for the RegNet design space.
 PAPER_RANGES = {
@@ -43,7 +45,6 @@ RANGE_PARAMS = ("depth", "w0", "wa", "wm")
 CHOICE_PARAMS = ("bottleneck_ratio", "group_width")
 # Sampled uniformly (w0 on multiples of 8); wa and wm log-uniformly.
 INT_PARAMS = ("depth", "w0")
-SE_RATIO = 0.25
 BUDGET_METRICS = ("flops", "params")
 # Draws before a budget is declared impossible; about 2 s.
 MAX_DRAWS = 10000
@@ -150,15 +151,11 @@ class DesignSpace:
 
     def __init__(self, *, block_type="x", stem_type="imagenet", input_size=224,
                  channels=3, classes=1000, flops=None, params=None):
-        if block_type not in ("x", "y"):
-            raise invalid("block_type", block_type, "'x' or 'y'")
-        if stem_type not in ("imagenet", "cifar"):
-            raise invalid("stem_type", stem_type, "'imagenet' or 'cifar'")
+        check_choice("block_type", block_type, BOTTLENECK_BLOCKS)
+        check_choice("stem_type", stem_type, STEM_TYPES)
         for name, v in (("input_size", input_size), ("channels", channels),
                         ("classes", classes)):
-            if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                    and v >= 1):
-                raise invalid(name, v, "an integer >= 1")
+            check_int(name, v)
         self.block_type = block_type
         self.stem_type = stem_type
         self.input_size = int(input_size)
@@ -224,7 +221,7 @@ class DesignSpace:
     @property
     def max_stages(self):
         """Most stride-2 stages the input allows (total stride <= input size)."""
-        size = self.input_size // (2 if self.stem_type == "imagenet" else 1)
+        size = self.input_size // STEM_STRIDES[self.stem_type]
         return max(int(math.log2(size)), 0)
 
     def _check(self, values):

@@ -5,7 +5,13 @@ from typing import Tuple
 
 from keras_regnet.design.checks import check, check_int, check_real, is_real
 
-STEM_TYPES = ("imagenet", "cifar")
+# Stem type -> the stride of its 3x3 conv, and the smallest input it takes
+# (32 for the ImageNet stem, as keras.applications).
+STEM_STRIDES = {"imagenet": 2, "cifar": 1}
+MIN_INPUT_SIZES = {"imagenet": 32, "cifar": 8}
+STEM_TYPES = tuple(STEM_STRIDES)
+# The paper's Y block: SE width = 1/4 of the block's input width.
+SE_RATIO = 0.25
 BLOCK_TYPES = ("x", "y", "res_basic", "vanilla")
 # Blocks built from a bottleneck and a grouped 3x3 conv; the others ignore b and g.
 BOTTLENECK_BLOCKS = ("x", "y")
@@ -102,6 +108,15 @@ class AnyNetSpec:
     @property
     def num_stages(self):
         return len(self.depths)
+
+    @property
+    def stem_stride(self):
+        return STEM_STRIDES[self.stem_type]
+
+    @property
+    def total_stride(self):
+        """Input size / the last stage's output size."""
+        return self.stem_stride * 2 ** sum(s == 2 for s in self.strides)
 
     def blocks(self):
         """Yields `(stage, block, w_in, w_out, stride, b, g)`, 1-indexed."""

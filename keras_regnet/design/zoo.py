@@ -1,50 +1,66 @@
 """The published RegNetX/Y models (paper, appendix; pycls model zoo)."""
 
-from keras_regnet.design.regnet import regnet_spec
+import dataclasses
 
-# name: (d, w0, wa, wm, g). RegNetY adds SE with ratio 0.25; b = 1 for all.
-REGNET_X = {
-    "RegNetX002": (13, 24, 36.44, 2.49, 8),
-    "RegNetX004": (22, 24, 24.48, 2.54, 16),
-    "RegNetX006": (16, 48, 36.97, 2.24, 24),
-    "RegNetX008": (16, 56, 35.73, 2.28, 16),
-    "RegNetX016": (18, 80, 34.01, 2.25, 24),
-    "RegNetX032": (25, 88, 26.31, 2.25, 48),
-    "RegNetX040": (23, 96, 38.65, 2.43, 40),
-    "RegNetX064": (17, 184, 60.83, 2.07, 56),
-    "RegNetX080": (23, 80, 49.56, 2.88, 120),
-    "RegNetX120": (19, 168, 73.36, 2.37, 112),
-    "RegNetX160": (22, 216, 55.59, 2.10, 128),
-    "RegNetX320": (23, 320, 69.86, 2.00, 168),
+from keras_regnet.design.checks import invalid
+from keras_regnet.design.regnet import regnet_spec
+from keras_regnet.design.spec import SE_RATIO
+
+
+@dataclasses.dataclass(frozen=True)
+class RegNetParams:
+    """A RegNet's parameters: `regnet_spec(**dataclasses.asdict(p))`."""
+
+    depth: int
+    w0: int
+    wa: float
+    wm: float
+    group_width: int
+    bottleneck_ratio: float = 1.0
+    se_ratio: float = 0.0
+
+
+def with_se(**params):
+    """A RegNetY: the RegNetX block with SE of the paper's ratio."""
+    return RegNetParams(**params, se_ratio=SE_RATIO)
+
+
+# b = 1 for all.
+ZOO = {
+    "RegNetX002": RegNetParams(depth=13, w0=24, wa=36.44, wm=2.49, group_width=8),
+    "RegNetX004": RegNetParams(depth=22, w0=24, wa=24.48, wm=2.54, group_width=16),
+    "RegNetX006": RegNetParams(depth=16, w0=48, wa=36.97, wm=2.24, group_width=24),
+    "RegNetX008": RegNetParams(depth=16, w0=56, wa=35.73, wm=2.28, group_width=16),
+    "RegNetX016": RegNetParams(depth=18, w0=80, wa=34.01, wm=2.25, group_width=24),
+    "RegNetX032": RegNetParams(depth=25, w0=88, wa=26.31, wm=2.25, group_width=48),
+    "RegNetX040": RegNetParams(depth=23, w0=96, wa=38.65, wm=2.43, group_width=40),
+    "RegNetX064": RegNetParams(depth=17, w0=184, wa=60.83, wm=2.07, group_width=56),
+    "RegNetX080": RegNetParams(depth=23, w0=80, wa=49.56, wm=2.88, group_width=120),
+    "RegNetX120": RegNetParams(depth=19, w0=168, wa=73.36, wm=2.37, group_width=112),
+    "RegNetX160": RegNetParams(depth=22, w0=216, wa=55.59, wm=2.10, group_width=128),
+    "RegNetX320": RegNetParams(depth=23, w0=320, wa=69.86, wm=2.00, group_width=168),
+    "RegNetY002": with_se(depth=13, w0=24, wa=36.44, wm=2.49, group_width=8),
+    "RegNetY004": with_se(depth=16, w0=48, wa=27.89, wm=2.09, group_width=8),
+    "RegNetY006": with_se(depth=15, w0=48, wa=32.54, wm=2.32, group_width=16),
+    "RegNetY008": with_se(depth=14, w0=56, wa=38.84, wm=2.40, group_width=16),
+    "RegNetY016": with_se(depth=27, w0=48, wa=20.71, wm=2.65, group_width=24),
+    "RegNetY032": with_se(depth=21, w0=80, wa=42.63, wm=2.66, group_width=24),
+    "RegNetY040": with_se(depth=22, w0=96, wa=31.41, wm=2.24, group_width=64),
+    "RegNetY064": with_se(depth=25, w0=112, wa=33.22, wm=2.27, group_width=72),
+    "RegNetY080": with_se(depth=17, w0=192, wa=76.82, wm=2.19, group_width=56),
+    "RegNetY120": with_se(depth=19, w0=168, wa=73.36, wm=2.37, group_width=112),
+    "RegNetY160": with_se(depth=18, w0=200, wa=106.23, wm=2.48, group_width=112),
+    "RegNetY320": with_se(depth=20, w0=232, wa=115.89, wm=2.53, group_width=232),
 }
-REGNET_Y = {
-    "RegNetY002": (13, 24, 36.44, 2.49, 8),
-    "RegNetY004": (16, 48, 27.89, 2.09, 8),
-    "RegNetY006": (15, 48, 32.54, 2.32, 16),
-    "RegNetY008": (14, 56, 38.84, 2.40, 16),
-    "RegNetY016": (27, 48, 20.71, 2.65, 24),
-    "RegNetY032": (21, 80, 42.63, 2.66, 24),
-    "RegNetY040": (22, 96, 31.41, 2.24, 64),
-    "RegNetY064": (25, 112, 33.22, 2.27, 72),
-    "RegNetY080": (17, 192, 76.82, 2.19, 56),
-    "RegNetY120": (19, 168, 73.36, 2.37, 112),
-    "RegNetY160": (18, 200, 106.23, 2.48, 112),
-    "RegNetY320": (20, 232, 115.89, 2.53, 232),
-}
-SE_RATIO = 0.25
-MODEL_NAMES = tuple(REGNET_X) + tuple(REGNET_Y)
+MODEL_NAMES = tuple(ZOO)
 
 
 def zoo_params(name):
-    """The six RegNet parameters of a published model, as keyword args."""
-    table = REGNET_Y if name in REGNET_Y else REGNET_X
-    if name not in table:
-        raise ValueError(
-            f"Unknown model name: {name!r}. Expected one of {MODEL_NAMES}.")
-    d, w0, wa, wm, g = table[name]
-    return dict(depth=d, w0=w0, wa=wa, wm=wm, group_width=g,
-                bottleneck_ratio=1.0,
-                se_ratio=SE_RATIO if table is REGNET_Y else 0.0)
+    """The six RegNet parameters of a published model (and its SE ratio),
+    as keyword arguments of `regnet_spec`."""
+    if name not in ZOO:
+        raise invalid("name", name, f"one of {MODEL_NAMES}")
+    return dataclasses.asdict(ZOO[name])
 
 
 def zoo_spec(name):

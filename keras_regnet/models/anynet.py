@@ -8,11 +8,11 @@ from keras import layers
 from keras.src.applications import imagenet_utils
 
 from keras_regnet import weights as weights_lib
+from keras_regnet.runtime import native_grouped_conv_ok
 from keras_regnet.design.checks import check, check_int, check_real, invalid, is_real
-from keras_regnet.design.spec import (MAX_CLASSES, MAX_INPUT_SIZE, AnyNetSpec,
-                                      bottleneck_width)
+from keras_regnet.design.spec import (BOTTLENECK_BLOCKS, MAX_CLASSES, MAX_INPUT_SIZE,
+                                      MIN_INPUT_SIZES, AnyNetSpec, bottleneck_width)
 from keras_regnet.models import blocks
-from keras_regnet.models.layers import native_grouped_conv_ok
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -111,11 +111,9 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
                 "224x224 RGB images the ImageNet top was trained on; pass "
                 f"input_shape=None or {size}, or include_top=False for other "
                 "sizes.")
-    stride = (2 if spec.stem_type == "imagenet" else 1) * 2 ** sum(
-        s == 2 for s in spec.strides)
     if input_tensor is not None and input_shape is None:
         input_shape = tuple(input_tensor.shape[1:])
-    min_size = max(stride, 32 if spec.stem_type == "imagenet" else 8)
+    min_size = max(spec.total_stride, MIN_INPUT_SIZES[spec.stem_type])
     input_shape = _input_shape(input_shape, include_top, min_size, plan.channels)
     opts = blocks.BuildOptions(padding=plan.padding, bn_momentum=bn_momentum,
                                bn_epsilon=bn_epsilon,
@@ -143,13 +141,9 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
     for i, (s, b, w_in, w_out, st, br, g) in enumerate(spec.blocks()):
         prefix = f"s{s}_b{b}"
         drop = drop_path_rate * i / max(num_blocks - 1, 1)
-        if spec.block_type in ("x", "y"):
-            x = blocks.x_block(x, w_in, w_out, st, br, g, opts, prefix,
-                               se_ratio=spec.se_ratio, drop_rate=drop)
-        elif spec.block_type == "res_basic":
-            x = blocks.res_basic_block(x, w_in, w_out, st, opts, prefix, drop_rate=drop)
-        else:
-            x = blocks.vanilla_block(x, w_in, w_out, st, opts, prefix)
+        build_block = blocks.BLOCKS[spec.block_type]
+        x = build_block(x, w_in, w_out, st, br, g, spec.se_ratio, opts, prefix,
+                        drop_rate=drop)
     x = blocks.head(x, spec, opts, include_top, pooling, classes,
                     classifier_activation)
     if input_tensor is not None:
@@ -160,7 +154,7 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
 
 
 def _has_grouped_convs(spec):
-    return spec.block_type in ("x", "y") and any(
+    return spec.block_type in BOTTLENECK_BLOCKS and any(
         g < bottleneck_width(w, b) for w, b, g in
         zip(spec.widths, spec.bottleneck_ratios, spec.group_widths))
 

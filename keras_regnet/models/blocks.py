@@ -71,7 +71,7 @@ def conv_bn(x, filters, kernel_size, opts, name, stride=1, groups=1,
 
 def stem(x, spec, opts):
     return conv_bn(x, spec.stem_width, 3, opts, "stem",
-                   stride=2 if spec.stem_type == "imagenet" else 1)
+                   stride=spec.stem_stride)
 
 
 def squeeze_excite(x, w_b, w_se, name):
@@ -98,8 +98,7 @@ def residual(shortcut, branch, drop_rate, name):
     return layers.ReLU(name=f"{name}_out")(x)
 
 
-def x_block(x, w_in, w_out, stride, b, g, opts, name, se_ratio=0.0,
-            drop_rate=0.0):
+def x_block(x, w_in, w_out, stride, b, g, se_ratio, opts, name, drop_rate=0.0):
     """X block: 1x1, grouped 3x3, 1x1 with a residual; Y block if `se_ratio`."""
     shortcut = projection(x, w_in, w_out, stride, opts, name)
     w_b = bottleneck_width(w_out, b)
@@ -111,7 +110,8 @@ def x_block(x, w_in, w_out, stride, b, g, opts, name, se_ratio=0.0,
     return residual(shortcut, y, drop_rate, name)
 
 
-def res_basic_block(x, w_in, w_out, stride, opts, name, drop_rate=0.0):
+def res_basic_block(x, w_in, w_out, stride, b, g, se_ratio, opts, name,
+                    drop_rate=0.0):
     """ResNet basic block: two 3x3 convs with a residual."""
     shortcut = projection(x, w_in, w_out, stride, opts, name)
     y = conv_bn(x, w_out, 3, opts, f"{name}_a", stride=stride)
@@ -119,11 +119,19 @@ def res_basic_block(x, w_in, w_out, stride, opts, name, drop_rate=0.0):
     return residual(shortcut, y, drop_rate, name)
 
 
-def vanilla_block(x, w_in, w_out, stride, opts, name):
-    """Plain block: two 3x3 convs, no residual."""
+def vanilla_block(x, w_in, w_out, stride, b, g, se_ratio, opts, name,
+                  drop_rate=0.0):
+    """Plain block: two 3x3 convs, no residual (so no stochastic depth)."""
     y = conv_bn(x, w_out, 3, opts, f"{name}_a", stride=stride)
     y = conv_bn(y, w_out, 3, opts, f"{name}_b", relu=False)
     return layers.ReLU(name=f"{name}_out")(y)
+
+
+# Block type -> its builder, the twin of `keras_regnet.design.complexity.BLOCKS`;
+# every builder takes `(x, w_in, w_out, stride, b, g, se_ratio, opts, name,
+# drop_rate)`, the blocks that have no bottleneck or SE ignoring b, g, se_ratio.
+BLOCKS = {"x": x_block, "y": x_block, "res_basic": res_basic_block,
+          "vanilla": vanilla_block}
 
 
 def head(x, spec, opts, include_top, pooling, classes, classifier_activation):
