@@ -20,7 +20,8 @@ the new content and keras_regnet wrote it, which is told per kind:
   (`trial_id` in `trials.csv`).
 
 Besides, a file in a folder we own (one that holds the marker file or a
-tuner search's `search.json`, up to three levels up) is ours if it is of
+file registered by its writer with `own_folders_by` (the tuner's
+`search.json`), up to three levels up) is ours if it is of
 the new content's kind (files written before the marks existed), or if
 JSON is to be written where a kill cut a JSON state file short.
 
@@ -46,7 +47,6 @@ import zlib
 
 MARK = "keras_regnet"
 MARKER_FILE = ".keras_regnet"
-SEARCH_FILE = "search.json"  # what a tuner search folder holds
 _HDF5 = b"\x89HDF\r\n\x1a\n"
 _PNG = b"\x89PNG\r\n\x1a\n"
 _PNG_TEXT_AT = 33  # after the signature and the 25-byte IHDR chunk
@@ -185,24 +185,43 @@ _HOW = {
 _CUT_SHORT = ("a text file", "an empty file")
 
 
+# File name -> predicate on its path: a folder holding such a file (for
+# which the predicate is true) is ours. Filled by `own_folders_by`.
+_FOLDER_FILES = {}
+
+
+def own_folders_by(name, recognize):
+    """Declares that a folder holding a file `name` for which
+    `recognize(path)` is true was written by this project (e.g. a tuner
+    search's `search.json`), so that files in it may be replaced."""
+    _FOLDER_FILES[name] = recognize
+
+
+def existing_file(path, argument, expected):
+    """`path` as a string, if it names an existing file; else a `ValueError`
+    naming `argument`, what `path` is and what was `expected`."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"Invalid `{argument}`: {path!r}. Expected {expected}.")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        problem = ("It is a folder" if os.path.isdir(path)
+                   else "The file does not exist")
+        raise ValueError(f"Invalid `{argument}`: {path!r}. {problem}; "
+                         f"expected {expected}.")
+    return path
+
+
 def _in_our_folder(path, levels=3):
     """Whether `path` lies in a folder of ours: one of its first `levels`
-    ancestors holds the marker file or a tuner search's `search.json`."""
+    ancestors holds the marker file or a file registered by `own_folders_by`."""
     folder = os.path.dirname(path)
     for _ in range(levels):
-        if (os.path.isfile(os.path.join(folder, MARKER_FILE))
-                or _is_search_json(os.path.join(folder, SEARCH_FILE))):
+        if os.path.isfile(os.path.join(folder, MARKER_FILE)) or any(
+                recognize(os.path.join(folder, name))
+                for name, recognize in _FOLDER_FILES.items()):
             return True
         folder = os.path.dirname(folder)
     return False
-
-
-def _is_search_json(path):
-    try:
-        config = _json(path)
-    except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and {"dataset", "tuner", "max_trials"} <= set(config)
 
 
 def _kind(path):
@@ -230,7 +249,7 @@ def _kind(path):
     if b"\0" in head:
         return "a binary file"
     try:
-        _json(path)
+        read_json(path)
         return "a JSON file"
     except ValueError:
         return "a text file"
@@ -260,7 +279,7 @@ def _ours(path, kind, new):
         if new is None:
             return True
         if kind == "a JSON file":
-            old, obj = _json(path), _json(new)
+            old, obj = read_json(path), read_json(new)
             return (isinstance(old, dict) and isinstance(obj, dict)
                     and set(old) <= set(obj))
         return _first_field(path) == _first_field(new)
@@ -268,7 +287,9 @@ def _ours(path, kind, new):
         return False
 
 
-def _json(path):
+def read_json(path):
+    """The JSON value in `path` (at most a few MB); `OSError` or
+    `ValueError` if it cannot be read."""
     if os.path.getsize(path) > _TEXT_LIMIT:
         raise ValueError("too large")
     with open(path, "rb") as f:

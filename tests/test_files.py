@@ -207,6 +207,9 @@ def test_a_kind_mismatch_is_refused_even_for_our_own(tmp_path):
 
 
 def test_entries_of_a_search_folder_are_ours_if_of_the_same_kind(tmp_path):
+    """The tuner declares its search folders (`files.own_folders_by`)."""
+    import tuner.folder  # noqa: F401
+
     (tmp_path / "search.json").write_text(
         '{"dataset": "cifar10", "tuner": "random", "max_trials": 4}')
     _png(tmp_path / "edf.png")  # written before plots were marked
@@ -229,6 +232,8 @@ def test_entries_of_a_search_folder_are_ours_if_of_the_same_kind(tmp_path):
 
 
 def test_a_foreign_search_json_does_not_make_a_folder_ours(tmp_path):
+    import tuner.folder  # noqa: F401
+
     (tmp_path / "search.json").write_text('{"query": "cats"}')
     (tmp_path / "results.json").write_text('{"cats": 3}')
     with pytest.raises(ValueError, match="did not write"):

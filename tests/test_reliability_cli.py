@@ -13,8 +13,7 @@ import time
 
 import pytest
 
-from keras_regnet.files import write_json
-from tuner import cli
+from tuner import cli, folder
 from tuner.trials import read_trials_csv
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -154,7 +153,7 @@ def _saved_search(tmp_path, flags):
     out = str(tmp_path / "run")
     args = cli.build_parser().parse_args(["search", "--out", out, *flags])
     os.makedirs(out)
-    write_json(os.path.join(out, cli.SEARCH_JSON), cli.check_search(args))
+    folder.write_config(out, cli.check_search(args))
     return out
 
 
@@ -168,11 +167,11 @@ def _saved_search(tmp_path, flags):
 def test_resume_refuses_any_flag_that_changes_the_search(tmp_path, capsys, changed,
                                                          was, now):
     out = _saved_search(tmp_path, [])
-    before = open(os.path.join(out, cli.SEARCH_JSON)).read()
+    before = open(os.path.join(out, folder.SEARCH_JSON)).read()
     line = _main(capsys, ["search", "--out", out, "--resume", *changed])
     flag = changed[0]
     assert f"{flag} was {was}, now {now}" in line, line
-    assert open(os.path.join(out, cli.SEARCH_JSON)).read() == before
+    assert open(os.path.join(out, folder.SEARCH_JSON)).read() == before
 
 
 def test_resume_may_only_grow_max_trials(tmp_path, capsys):
@@ -248,7 +247,7 @@ def test_sigterm_finishes_the_search_and_a_second_signal_stops_at_once(tmp_path)
     assert "Interrupted: writing the summary" in log
     assert "Stopping at the next batch" in err, err
     assert re.search(r"^Search time \d+ s, export \d+ s\. Best: trial \d+,", log, re.M), log
-    assert os.path.isfile(os.path.join(outs[0], cli.BEST_KERAS))
+    assert os.path.isfile(os.path.join(outs[0], folder.BEST_KERAS))
     assert "Traceback" not in err and err.strip().endswith("Continue with --resume."), err
     for out in outs:
         rows = read_trials_csv(os.path.join(out, "trials.csv"))

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tuner import cli
+from tuner import cli, folder, run
 from tuner.trials import read_trials_csv
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -70,11 +70,11 @@ def test_search_on_the_torch_backend(tmp_path):
     assert proc.stderr == "", proc.stderr
     assert re.search(r"^  Keras \S+ on torch \S+, CPU ", proc.stdout, re.M), proc.stdout
     # On a CPU the header says what to expect, and which backend is faster.
-    assert f"\n  {cli.CPU_BACKEND_NOTES['torch']}\n" in proc.stdout
+    assert f"\n  {run.CPU_BACKEND_NOTES['torch']}\n" in proc.stdout
     assert "no SavedModel on the torch backend" in proc.stdout
     assert [r["status"] for r in _rows(out)] == ["COMPLETED"]
-    assert os.path.isfile(os.path.join(out, cli.BEST_KERAS))
-    assert not os.path.exists(os.path.join(out, cli.BEST_SAVEDMODEL))
+    assert os.path.isfile(os.path.join(out, folder.BEST_KERAS))
+    assert not os.path.exists(os.path.join(out, folder.BEST_SAVEDMODEL))
 
 
 def _wait_for(predicate, proc, timeout=240):
@@ -128,7 +128,7 @@ def test_workers_share_trials_and_survive_a_killed_worker(tmp_path):
 
     def worker1_training():
         # worker1's log shows Keras' epoch lines once it trains its first trial.
-        path = os.path.join(out, cli.LOGS, "worker1.log")
+        path = os.path.join(out, folder.LOGS, "worker1.log")
         return os.path.exists(path) and "Epoch 1/2" in open(path).read()
 
     _wait_for(worker1_training, proc)
@@ -141,7 +141,7 @@ def test_workers_share_trials_and_survive_a_killed_worker(tmp_path):
     assert {r["tuner_id"] for r in rows} == {"worker1", "worker2"}
     assert re.search(r"worker1 exited with code -9 during trial \d; restarting", log)
     assert "replaced after its share of trials" in log
-    assert os.path.isfile(os.path.join(out, cli.BEST_KERAS))
+    assert os.path.isfile(os.path.join(out, folder.BEST_KERAS))
 
 
 def _worker_pid(proc, lines, name):

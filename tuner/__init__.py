@@ -1,6 +1,8 @@
 """Keras Tuner search of the RegNet design spaces within a compute budget.
 
-`python -m tuner search|report|worker` is the command line; see the README.
+`python -m tuner search|report|worker` is the command line, and
+`tuner.run_search(tuner.SearchConfig(...), out)` the same search from
+Python; see docs/search.md.
 Importing the package is cheap: Keras and Keras Tuner load when one of the
 names below is first used.
 """
@@ -15,8 +17,10 @@ _LAZY = {
     "HyperbandOracle": "tuner.oracle",
     "RandomSearchOracle": "tuner.oracle",
     "RegNetTuner": "tuner.search",
+    "SearchConfig": "tuner.config",
     "SearchStopped": "tuner.errors",
     "build_tuner": "tuner.search",
+    "run_search": "tuner.run",
 }
 __all__ = list(_LAZY)
 

@@ -10,14 +10,13 @@ keeps the count).
 """
 
 import collections
-import json
 import os
 import subprocess
 import sys
 import threading
 import time
 
-from tuner import cli
+from tuner import folder
 from tuner.oracle import MAX_ATTEMPTS
 from tuner.errors import SearchStopped, WorkerRecycle
 from tuner.stopping import raise_if_stopped
@@ -63,10 +62,10 @@ class _Supervisor:
         self.procs = {}
         self.crashes = collections.Counter()
         self.ended_at_spawn = {}
-        os.makedirs(os.path.join(out, cli.LOGS), exist_ok=True)
+        os.makedirs(os.path.join(out, folder.LOGS), exist_ok=True)
 
     def spawn(self, tuner_id):
-        log = open(os.path.join(self.out, cli.LOGS, f"{tuner_id}.log"), "ab")
+        log = open(os.path.join(self.out, folder.LOGS, f"{tuner_id}.log"), "ab")
         env = dict(self.env, KERASTUNER_TUNER_ID=tuner_id)
         self.procs[tuner_id] = subprocess.Popen(
             [sys.executable, "-m", "tuner", "worker", "--out", self.out],
@@ -93,7 +92,7 @@ class _Supervisor:
     def _crashed(self, tuner_id, code):
         progressed = len(self.oracle.end_order) > self.ended_at_spawn[tuner_id]
         self.crashes[tuner_id] = 1 if progressed else self.crashes[tuner_id] + 1
-        log = os.path.join(self.out, cli.LOGS, f"{tuner_id}.log")
+        log = os.path.join(self.out, folder.LOGS, f"{tuner_id}.log")
         if self.crashes[tuner_id] > MAX_CRASHES:
             raise SearchStopped(f"Search stopped: {tuner_id} crashed {MAX_CRASHES + 1} "
                                 f"times in a row (last exit code {code}); see {log}.")
@@ -117,23 +116,23 @@ class _Supervisor:
 
 
 def run_chief(search, config, out):
-    """Serves `search.oracle` and runs `config["workers"]` local workers until done."""
+    """Serves `search.oracle` and runs `config.workers` local workers until done."""
     oracle = search.oracle
-    host, _, port = config["oracle_address"].rpartition(":")
+    host, _, port = config.oracle_address.rpartition(":")
     server, servicer, port = serve_oracle(oracle, f"{host}:{port}")
     connect_ip = "127.0.0.1" if host in ("0.0.0.0", "[::]", "::") else host.strip("[]")
     print(f"[chief] oracle serving on {host}:{port}; workers log to "
-          f"{os.path.join(out, cli.LOGS)}", flush=True)
+          f"{os.path.join(out, folder.LOGS)}", flush=True)
     supervisor = _Supervisor(oracle, out, connect_ip, port)
     try:
-        for i in range(1, config["workers"] + 1):
+        for i in range(1, config.workers + 1):
             supervisor.spawn(f"worker{i}")
         while True:
             time.sleep(POLL_S)
             raise_if_stopped()
             local_done = supervisor.poll()
             remote_done = (not oracle.ongoing_trials and
-                           (config["workers"] or servicer.stop_triggered
+                           (config.workers or servicer.stop_triggered
                             and not oracle.tuner_ids))
             if local_done and remote_done:
                 break
@@ -158,24 +157,20 @@ def _exit_with_chief():
     threading.Thread(target=watch, daemon=True).start()
 
 
-WORKER_ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
-
-
 def worker_main(out):
     """Runs trials for the chief named by the `KERASTUNER_*` environment
-    (`WORKER_ENV`, checked by the command line)."""
+    (`tuner.folder.WORKER_ENV`, checked by the command line)."""
     _exit_with_chief()
-    with open(os.path.join(out, cli.SEARCH_JSON), encoding="utf-8") as f:
-        config = json.load(f)
+    config = folder.read_config(out)
     from tuner.data import describe_dataset, load_dataset
 
-    info = describe_dataset(config["dataset"], config["image_size"])
-    data = load_dataset(info, config["batch_size"], config["seed"])
-    hypermodel = cli.make_hypermodel(config, info)
-    search = cli.make_tuner(config, out, hypermodel,
-                            max_trials_per_process=config["trials_per_worker"])
+    info = describe_dataset(config.dataset, config.image_size)
+    data = load_dataset(info, config.batch_size, config.seed)
+    hypermodel = folder.make_hypermodel(config, info)
+    search = folder.make_tuner(config, out, hypermodel,
+                               max_trials_per_process=config.trials_per_worker)
     try:
-        cli.fit(search, data, config)
+        folder.fit(search, data, config)
     except WorkerRecycle:
         return RECYCLE_EXIT
     return 0

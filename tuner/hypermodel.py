@@ -9,12 +9,13 @@ import keras_tuner
 import numpy as np
 
 import keras_regnet
-from keras_regnet.design.checks import invalid, is_number
+from keras_regnet.design.checks import invalid
 from keras_regnet.design.sampling import PAPER_RANGES, RegNetDesignSpace
 from keras_regnet.design.spaces import SPACE_NAMES, design_space
 from keras_regnet.design.spec import (MAX_CLASSES, MAX_INPUT_SIZE, MIN_INPUT_SIZES,
                                       STEM_TYPES)
 from keras_regnet.training import SGD
+from tuner.config import optimizer_range
 
 # Inputs smaller than this get the CIFAR-style stem (3x3 conv, stride 1).
 CIFAR_STEM_BELOW = 64
@@ -23,20 +24,6 @@ ANYNET_SPACES = tuple(n for n in SPACE_NAMES if n != "regnet")
 # A caller's callback of these kinds replaces the hypermodel's schedule.
 _SETS_LEARNING_RATE = (keras.callbacks.LearningRateScheduler,
                        keras.callbacks.ReduceLROnPlateau)
-
-
-def _optimizer_range(name, value, allow_zero):
-    """A fixed value or a `(lo, hi)` log range of a positive number."""
-    pair = value if isinstance(value, (tuple, list)) else (value, value)
-    ok = len(pair) == 2 and all(is_number(v) for v in pair)
-    if ok:
-        lo, hi = float(pair[0]), float(pair[1])
-        fixed = lo == hi
-        ok = lo <= hi and (lo > 0 or (allow_zero and fixed and lo == 0))
-    if not ok:
-        zero = " (or exactly 0)" if allow_zero else ""
-        raise invalid(name, value, f"a number > 0{zero} or a `(lo, hi)` range with 0 < lo <= hi")
-    return lo, hi
 
 
 _COMMON_ARGS = """
@@ -93,8 +80,8 @@ class DesignSpaceHyperModel(keras_tuner.HyperModel):
         self.space = space
         self.input_shape = tuple(input_shape)
         self.classes = classes
-        self.learning_rate = _optimizer_range("learning_rate", learning_rate, False)
-        self.weight_decay = _optimizer_range("weight_decay", weight_decay, True)
+        self.learning_rate = optimizer_range("learning_rate", learning_rate, False)
+        self.weight_decay = optimizer_range("weight_decay", weight_decay, True)
         if lr_schedule not in LR_SCHEDULES:
             raise invalid("lr_schedule", lr_schedule, f"one of {LR_SCHEDULES}")
         self.lr_schedule = lr_schedule

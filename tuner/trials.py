@@ -7,6 +7,7 @@ import re
 from keras_regnet.files import atomic_path
 
 # Leading columns; the space's hyperparameters follow `space`, then these.
+TRIALS_CSV = "trials.csv"
 IDS = ("trial", "trial_id", "status", "tuner_id", "space")
 DERIVED = ("block", "num_stages", "depths", "widths", "bottleneck_ratios",
            "group_widths", "e_fit", "flops", "params", "acts")

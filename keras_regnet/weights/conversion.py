@@ -1,10 +1,9 @@
 """Converting PyTorch RegNet checkpoints (pycls, torchvision, timm)."""
 
-import os
 
 from keras_regnet.design.checks import invalid
 from keras_regnet.design.zoo import MODEL_NAMES, zoo_spec
-from keras_regnet.files import check_target
+from keras_regnet.files import check_target, existing_file
 from keras_regnet.weights import formats, mapping
 from keras_regnet.weights.imagenet import canonical_name
 from keras_regnet.weights.loading import describe, infer_spec
@@ -54,14 +53,9 @@ def convert(src, dst, model=None, source=None):
     if source is not None and source not in mapping.SOURCES:
         raise invalid("source", source, f"one of {mapping.SOURCES} or None (detect)")
     expected = "a PyTorch checkpoint (.pyth, .pth, .pt, .bin or .safetensors)"
-    if not isinstance(src, (str, os.PathLike)):
-        raise invalid("src", src, f"{expected}")
-    src = os.fspath(src)
-    if not os.path.isfile(src):
-        problem = "It is a folder" if os.path.isdir(src) else "The file does not exist"
-        raise ValueError(f"Invalid `src`: {src!r}. {problem}; expected {expected}.")
+    src = existing_file(src, "src", expected)
     if not src.lower().endswith((*formats.TORCH_SUFFIXES, ".safetensors")):
-        raise invalid("src", src, f"{expected}")
+        raise invalid("src", src, expected)
     if formats.file_kind(src) == "torch":
         formats.check_torch(src, "src")
     dst = check_target(dst, "dst")
