@@ -10,19 +10,23 @@ keep a constraint when the error distribution of models sampled from the
 space is no worse; the end is the six-parameter RegNet space. Here each
 space of `--spaces` gets `--models` random models inside one flops band,
 each trained `--epochs` epochs on scikit-learn's digits (offline), by
-`python -m tuner search --space ...`, `--jobs` searches at a time. Then
+`tuner.run_search`, `--jobs` searches at a time. Then
 `python -m tuner report` overlays their flops-normalised error EDFs
 (`edf_normalized.png`) and prints the KS statistics, and this script prints
 a Markdown table: models, best and median error, KS against the first space.
 """
 
+import contextlib
+import multiprocessing
 import os
 import subprocess
 import sys
 import time
+from concurrent import futures
 
 from _cli import Parser
 from keras_regnet.design.spaces import SPACE_NAMES
+from tuner.flags import parse_range
 
 SPACES = "anynetx_a,anynetx_c,anynetx_e,regnet"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,6 +57,11 @@ def parse_args(argv=None):
         if space not in SPACE_NAMES:
             parser.error(f"Invalid `--spaces`: {space!r}. Expected names from "
                          f"{', '.join(SPACE_NAMES)}.")
+    for name in ("flops", "params"):
+        try:
+            parse_range(getattr(args, name), name)
+        except ValueError as e:
+            parser.error(str(e))
     for name in ("models", "epochs", "image_size", "jobs"):
         if getattr(args, name) < 1:
             parser.error(f"Invalid `--{name.replace('_', '-')}`: "
@@ -68,50 +77,45 @@ def tuner_command(*args):
     return [sys.executable, "-m", "tuner", *args]
 
 
-def search_command(space, args):
-    return tuner_command(
-        "search", "--space", space, "--dataset", "digits",
-        "--image-size", str(args.image_size), "--flops", args.flops,
-        "--params", args.params, "--max-trials", str(args.models),
-        "--epochs", str(args.epochs), "--max-failures", "0", "--verbose", "0",
-        "--out", os.path.join(args.out, space))
+def search(space, args):
+    """One space's search, its output in `<out>/<space>.log`; run in a
+    process of its own (`tuner.run_search`)."""
+    with open(os.path.join(args.out, f"{space}.log"), "w") as log, \
+            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        from keras_regnet import runtime
+        from tuner import SearchConfig, run_search
+
+        runtime.import_keras()
+        start = time.time()
+        config = SearchConfig(
+            space=space, dataset="digits", image_size=args.image_size,
+            flops=parse_range(args.flops, "flops"), params=parse_range(args.params, "params"),
+            max_trials=args.models, epochs=args.epochs, max_failures=0, verbose=0)
+        run_search(config, os.path.join(args.out, space))
+    return time.time() - start
 
 
 def run_searches(args):
-    """Runs the searches, `--jobs` at a time; each logs to `<out>/<space>.log`."""
+    """Runs the searches, `--jobs` at a time."""
     os.makedirs(args.out, exist_ok=True)
-    waiting, running = list(args.spaces), {}
+    pool = futures.ProcessPoolExecutor(args.jobs, multiprocessing.get_context("spawn"))
     try:
-        _run(args, waiting, running)
+        jobs = {pool.submit(search, space, args): space for space in args.spaces}
+        for job in futures.as_completed(jobs):
+            space = jobs[job]
+            try:
+                seconds = job.result()
+            except Exception as e:  # noqa: BLE001 - any failure ends the example
+                sys.exit(f"error: the {space} search failed ({e}); see "
+                         f"{os.path.join(args.out, space + '.log')}")
+            print(f"{space}: {args.models} models in {seconds:.0f} s", flush=True)
     except KeyboardInterrupt:
         # Ctrl-C reached the searches too: each finishes like its end.
-        for proc, _, _ in running.values():
-            proc.wait()
+        pool.shutdown(wait=True, cancel_futures=True)
         print(f"Interrupted; the searches in {args.out} keep their completed "
               "trials.", file=sys.stderr)
         sys.exit(130)
-
-
-def _run(args, waiting, running):
-    """Starts and reaps the searches; `running`: space -> (process, log,
-    start time)."""
-    while waiting or running:
-        while waiting and len(running) < args.jobs:
-            space = waiting.pop(0)
-            log = open(os.path.join(args.out, f"{space}.log"), "w")
-            running[space] = (subprocess.Popen(search_command(space, args),
-                                               stdout=log, stderr=subprocess.STDOUT),
-                              log, time.time())
-        time.sleep(1)
-        for space, (proc, log, start) in list(running.items()):
-            if proc.poll() is not None:
-                log.close()
-                del running[space]
-                if proc.returncode:
-                    sys.exit(f"error: the {space} search failed; see "
-                             f"{os.path.join(args.out, space + '.log')}")
-                print(f"{space}: {args.models} models in {time.time() - start:.0f} s",
-                      flush=True)
+    pool.shutdown()
 
 
 def table(args):

@@ -112,6 +112,7 @@ def top5_lines(lines):
     ("design_spaces.py", ["--spaces", "anynetx_a,anynetx_z"],
      "Invalid `--spaces`: 'anynetx_z'. Expected names from regnet, anynetx_a"),
     ("design_spaces.py", ["--models", "0"], "Invalid `--models`: 0"),
+    ("design_spaces.py", ["--flops", "5M-1M"], "Invalid `--flops`: '5M-1M'"),
     ("design_spaces.py", ["--out", "/"], "Invalid `--out`: '/' exists"),
 ])
 def test_bad_input_is_one_line_and_exit_2(script, args, words, tmp_path):

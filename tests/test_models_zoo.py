@@ -113,6 +113,7 @@ def test_input_tensor_and_symmetric_padding():
     (dict(classifier_activation="softmaxx"), "classifier_activation"),
     (dict(weights="/nonexistent/regnet.weights.h5"), "weights"),
     (dict(weights="imagenet", classes=10), "classes"),
+    (dict(weights="imagenet", classifier_activation="relu"), "classifier_activation"),
     (dict(weights="imagenet", input_shape=(224, 224, 1), include_top=False), "input_shape"),
 ])
 def test_bad_input_fails_before_building(nothing_built, kwargs, arg):

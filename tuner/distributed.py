@@ -17,6 +17,7 @@ import threading
 import time
 
 from tuner import folder
+from tuner import kt_adapter as kt
 from tuner.oracle import MAX_ATTEMPTS
 from tuner.errors import SearchStopped, WorkerRecycle
 from tuner.stopping import raise_if_stopped
@@ -38,13 +39,10 @@ def serve_oracle(oracle, address):
     from concurrent import futures
 
     import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute.oracle_chief import OracleServicer
 
     # One thread: the oracle's methods run one at a time.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    servicer = OracleServicer(oracle)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    servicer = kt.serve(oracle, server)
     port = server.add_insecure_port(address)
     if not port:
         raise RuntimeError(f"Cannot serve the oracle on {address}.")

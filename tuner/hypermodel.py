@@ -15,6 +15,7 @@ from keras_regnet.design.spaces import SPACE_NAMES, design_space
 from keras_regnet.design.spec import (MAX_CLASSES, MAX_INPUT_SIZE, MIN_INPUT_SIZES,
                                       STEM_TYPES)
 from keras_regnet.training import SGD
+from tuner import kt_adapter as kt
 from tuner.config import optimizer_range
 
 # Inputs smaller than this get the CIFAR-style stem (3x3 conv, stride 1).
@@ -323,9 +324,7 @@ def _build_training_state(model):
         model.optimizer.build(model.trainable_variables)
     y_pred = model.outputs[0]
     y_true = keras.KerasTensor(y_pred.shape[:-1], "int32")  # sparse labels
-    for compiled in (model._compile_loss, model._compile_metrics):
-        if compiled is not None and not compiled.built:
-            compiled.build(y_true, y_pred)
+    kt.build_compiled_metrics(model, y_true, y_pred)
 
 
 class TrialTimer(keras.callbacks.Callback):

@@ -15,11 +15,10 @@ import keras_tuner
 import numpy as np
 from keras_tuner import oracles as kt_oracles
 from keras_tuner.engine import trial as kt_trial
-# Keras Tuner's trial display; its state is saved with the oracle.
-from keras_tuner.src.engine.oracle import Display
 
 from keras_regnet.design.sampling import MAX_DRAWS, format_count
 from keras_regnet.files import write_json
+from tuner import kt_adapter as kt
 from tuner.trials import (config_text, short_reason, trial_number, trial_record,
                           write_trials_csv)
 
@@ -30,7 +29,7 @@ synchronized = keras_tuner.synchronized
 TrialStatus = kt_trial.TrialStatus
 
 
-class _QuietDisplay(Display):
+class _QuietDisplay(kt.Display):
     """Keeps Keras Tuner's display state; the oracle prints its own line."""
 
     def on_trial_begin(self, trial):
@@ -79,8 +78,7 @@ class _BudgetOracle:
         """
         collisions = 0
         for _ in range(self.max_draws):
-            rng = np.random.default_rng([self.seed or 0, self._seed_state])
-            self._seed_state += 1
+            rng = np.random.default_rng([self.seed or 0, kt.next_seed(self)])
             values = self.space.sample(rng)
             self.draws += 1
             if not self.space.fits(values):
@@ -88,12 +86,11 @@ class _BudgetOracle:
             self.accepted += 1
             for hp in self.hyperparameters.space:
                 if hp.name not in values:
-                    values[hp.name] = hp.random_sample(self._seed_state)
-                    self._seed_state += 1
-            if not self._duplicate(values):
+                    values[hp.name] = hp.random_sample(kt.next_seed(self))
+            if not kt.is_duplicate(self, values):
                 return values
             collisions += 1
-            if collisions > self._max_collisions:
+            if collisions > kt.max_collisions(self):
                 return None  # every configuration that fits has run
         if self.trials:
             return None
@@ -125,12 +122,13 @@ class _BudgetOracle:
         killed; one whose process died `MAX_ATTEMPTS` times (for instance a
         crash in native code) is recorded as failed instead of run again.
         """
-        while self._retry_queue:
-            trial_id = self._retry_queue[-1]
+        retries = kt.retry_queue(self)
+        while retries:
+            trial_id = retries[-1]
             attempts = self.records.get(trial_id, {}).get("attempts", 0)
             if attempts < MAX_ATTEMPTS:
                 return
-            self._retry_queue.pop()
+            retries.pop()
             self.records[trial_id].pop("start", None)  # No meaningful wall time.
             self._fail(self.trials[trial_id],
                        f"The process running this trial died {attempts} "
@@ -240,10 +238,10 @@ class _BudgetOracle:
     # Keras Tuner rewrites its state files in place: a process killed
     # mid-write would leave a project that cannot be resumed.
     def save(self):
-        write_json(self._get_oracle_fname(), self.get_state())
+        write_json(kt.oracle_state_path(self), self.get_state())
 
     def _save_trial(self, trial):
-        write_json(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
+        write_json(os.path.join(kt.trial_dir(self, trial.trial_id), "trial.json"),
                    trial.get_state())
 
     def get_state(self):
@@ -314,8 +312,8 @@ class BayesianOptimizationOracle(_BudgetOracle,
         initial = self.num_initial_points or max(
             3 * len(self.hyperparameters.space), 3)
         if len(completed) < initial:
-            return self._random_populate_space()
-        x, y = self._vectorize_trials()
+            return kt.random_populate_space(self)
+        x, y = kt.vectorize_trials(self)
         self.gpr.fit(np.nan_to_num(x, posinf=0, neginf=0),
                      np.nan_to_num(y, posinf=0, neginf=0))
         candidates, draws = [], self.draws
@@ -329,7 +327,7 @@ class BayesianOptimizationOracle(_BudgetOracle,
             candidates.append(values)
         if not candidates:
             return {"status": TrialStatus.STOPPED, "values": None}
-        vectors = np.array([[hp.value_to_prob(c[hp.name]) for hp in self._nonfixed_space()]
+        vectors = np.array([[hp.value_to_prob(c[hp.name]) for hp in kt.nonfixed_space(self)]
                             for c in candidates])
         mu, sigma = self.gpr.predict(vectors, return_std=True)
         best = int(np.argmin(np.ravel(mu) - self.beta * np.ravel(sigma)))

@@ -8,12 +8,11 @@ import keras_tuner
 import numpy as np
 from keras_tuner import oracles as kt_oracles
 from keras_tuner.engine.tuner import maybe_distribute
-from keras.src.saving import saving_lib
-from keras_tuner.src.engine import tuner_utils
 
 from keras_regnet.design.checks import invalid
 from keras_regnet.design.sampling import MAX_DRAWS
 from keras_regnet.files import write_json
+from tuner import kt_adapter as kt
 from tuner.errors import SearchStopped, WorkerRecycle  # noqa: F401 - public
 from tuner.oracle import ORACLES
 from tuner.stopping import raise_if_stopped
@@ -60,17 +59,16 @@ class RegNetTuner(keras_tuner.Tuner):
             kwargs["epochs"] = values["tuner/epochs"]
             kwargs["initial_epoch"] = values["tuner/initial_epoch"]
         checkpoint = SaveBestEpochAtEnd(self.oracle.objective,
-                                        self._get_checkpoint_fname(trial.trial_id),
+                                        kt.checkpoint_path(self, trial.trial_id),
                                         include_optimizer=self._hyperband())
         callbacks = kwargs.pop("callbacks", None) or []
         histories = []
         for execution in range(self.executions_per_trial):
-            copied = self._deepcopy_callbacks(callbacks)
-            self._configure_tensorboard_dir(copied, trial, execution)
-            copied += [tuner_utils.TunerCallback(self, trial), checkpoint]
-            histories.append(self._build_and_fit_model(
-                trial, *args, **{**kwargs, "callbacks": copied}))
-        metrics = tuner_utils.convert_to_metrics_dict(histories, self.oracle.objective)
+            copied = kt.fit_callbacks(self, callbacks, trial, execution)
+            copied += [kt.TunerCallback(self, trial), checkpoint]
+            histories.append(kt.build_and_fit(
+                self, trial, *args, **{**kwargs, "callbacks": copied}))
+        metrics = kt.convert_to_metrics_dict(histories, self.oracle.objective)
         metrics["epochs"] = float(np.mean([len(h.epoch) for h in histories]))
         return metrics
 
@@ -81,17 +79,17 @@ class RegNetTuner(keras_tuner.Tuner):
             # epoch; with the optimizer built, its momentum is restored too.
             with maybe_distribute(self.distribution_strategy):
                 model.optimizer.build(model.trainable_variables)
-                model.load_weights(self._get_checkpoint_fname(hp.values["tuner/trial_id"]))
+                model.load_weights(kt.checkpoint_path(self, hp.values["tuner/trial_id"]))
         return model
 
     # Keras Tuner rewrites its state file in place, and a kill mid-write
     # left one that `--resume` could not read. Its state is empty; the
     # oracle's (written whole) is what a resumed search needs.
     def save(self):
-        write_json(self._get_tuner_fname(), self.get_state())
+        write_json(kt.tuner_state_path(self), self.get_state())
 
     def reload(self):
-        if not self._is_worker():
+        if not kt.is_worker(self):
             self.oracle.reload()
 
     def pre_create_trial(self):
@@ -106,8 +104,7 @@ class RegNetTuner(keras_tuner.Tuner):
 
     def _hyperband(self):
         """Whether later trials continue from earlier ones' checkpoints."""
-        oracle = getattr(self.oracle, "_oracle", self.oracle)  # a worker's client
-        return isinstance(oracle, kt_oracles.HyperbandOracle)
+        return isinstance(kt.served_oracle(self.oracle), kt_oracles.HyperbandOracle)
 
     def load_model(self, trial):
         # Checkpoints hold no optimizer state outside Hyperband: the fresh
@@ -122,14 +119,14 @@ class RegNetTuner(keras_tuner.Tuner):
         # From the folder: a worker's oracle is a client, without the trials.
         for name in os.listdir(self.project_dir):
             trial_id = name[len("trial_"):]
-            path = self._get_checkpoint_fname(trial_id)
+            path = kt.checkpoint_path(self, trial_id)
             if (name.startswith("trial_") and trial_id not in best
                     and os.path.isfile(path)
                     and self.oracle.get_trial(trial_id).status != "RUNNING"):
                 os.remove(path)
 
 
-class SaveBestEpochAtEnd(tuner_utils.SaveBestEpoch):
+class SaveBestEpochAtEnd(kt.SaveBestEpoch):
     """Keras Tuner's checkpoint of the best epoch, written once per trial.
 
     The best epoch's weights (and optimizer state, for Hyperband's next
@@ -160,8 +157,7 @@ class SaveBestEpochAtEnd(tuner_utils.SaveBestEpoch):
             if self.include_optimizer or self.model.optimizer is None:
                 super()._save_model()
             else:
-                saving_lib.save_weights_only(self.model, self.filepath,
-                                             objects_to_skip=[self.model.optimizer])
+                kt.save_weights_without_optimizer(self.model, self.filepath)
 
     def _variables(self):
         optimizer = self.model.optimizer

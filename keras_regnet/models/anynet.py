@@ -5,7 +5,6 @@ import re
 
 import keras
 from keras import layers
-from keras.src.applications import imagenet_utils
 
 from keras_regnet import weights as weights_lib
 from keras_regnet.runtime import native_grouped_conv_ok
@@ -97,7 +96,10 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
                 "Expected None, a callable or the name of a Keras activation "
                 "('softmax', 'linear', ...).") from None
         if isinstance(weights, str) and weights == "imagenet":
-            imagenet_utils.validate_activation(classifier_activation, weights)
+            # As keras.applications: the pretrained top was trained with softmax.
+            check(classifier_activation in (None, "softmax", keras.activations.softmax),
+                  "classifier_activation", classifier_activation,
+                  "None or 'softmax' with weights='imagenet' and include_top=True")
     plan = weights_lib.resolve(weights, model_name=model_name,
                                include_top=include_top, classes=classes)
     if include_top and plan.kind == "imagenet" and input_shape is not None:

@@ -1,6 +1,6 @@
 """RegNet from its six parameters, and the 24 published RegNetX/Y models."""
 
-from keras.src.applications import imagenet_utils
+from keras.applications import imagenet_utils
 
 from keras_regnet.design.complexity import complexity
 from keras_regnet.design.regnet import regnet_spec
