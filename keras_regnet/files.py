@@ -54,6 +54,10 @@ _PNG_MARK = MARK.encode() + b"\0"
 _TEXT_PREFIX = 64 << 10  # read to tell text from binary
 _TEXT_LIMIT = 64 << 20  # larger files are not parsed as JSON
 _HOST = socket.gethostname()
+# For tests of faults: a callable that `atomic_path` calls with each target
+# path once its content is written, before the rename; it may raise the
+# `OSError` of a full disk or a vanished folder. None in normal use.
+fault_injector = None
 
 
 @contextlib.contextmanager
@@ -89,6 +93,8 @@ def atomic_path(path, argument="path", cached=False, parents=False):
     try:
         tmp = os.path.join(work, base)
         yield tmp
+        if fault_injector is not None:
+            fault_injector(path)
         if not cached:
             _mark(tmp)
         if os.path.lexists(path):
@@ -138,6 +144,14 @@ def check_folder_creatable(folder, argument="path", given=None):
     if not os.path.isdir(ancestor):
         raise ValueError(f"Invalid `{argument}`: {given or folder!r}. Its folder "
                          f"{ancestor!r} is {_kind(ancestor)}, not a folder.")
+
+
+def os_error_text(error):
+    """An `OSError` in one line: `No space left on device: '/runs/x/trials.csv'`."""
+    if error.strerror:
+        where = f": {error.filename!r}" if error.filename else ""
+        return f"{error.strerror}{where}"
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def write_json(path, obj):
@@ -323,15 +337,20 @@ def _mark(tmp):
 
 def _remove_dead_temps(parent, base):
     """Removes temporary folders of `base` left by dead processes of this host."""
-    prefix = f".{base}.tmp."
     for entry in os.scandir(parent):
-        if not (entry.name.startswith(prefix)
-                and entry.is_dir(follow_symlinks=False)):
-            continue
-        parts = entry.name[len(prefix):].rsplit(".", 2)
-        if (len(parts) == 3 and parts[0] == _HOST and parts[1].isdigit()
-                and not _alive(int(parts[1]))):
+        if entry.name.startswith(f".{base}.tmp.") and is_dead_temp(entry.path):
             shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def is_dead_temp(path):
+    """Whether `path` is a temporary folder of `atomic_path` whose process
+    (on this host) was killed before it could remove it."""
+    name = os.path.basename(path)
+    _, marker, tail = name.rpartition(f".tmp.{_HOST}.")
+    pid, _, suffix = tail.partition(".")
+    return bool(name.startswith(".") and marker and pid.isdigit() and suffix
+                and not _alive(int(pid)) and os.path.isdir(path)
+                and not os.path.islink(path))
 
 
 def _alive(pid):

@@ -15,7 +15,8 @@ import zlib
 import h5py
 import pytest
 
-from keras_regnet.files import MARKER_FILE, atomic_path, check_target, write_json
+from keras_regnet.files import (MARKER_FILE, atomic_path, check_target, is_dead_temp,
+                                write_json)
 
 HOST = socket.gethostname()
 
@@ -299,6 +300,9 @@ def test_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_path):
     other_host.mkdir()
     assert json.loads(path.read_text()) == {"a": 1}  # the kill left the old file
 
+    assert is_dead_temp(tmp_path / temps[dead])
+    assert not is_dead_temp(tmp_path / temps[live])
+    assert not is_dead_temp(other_host) and not is_dead_temp(path)
     write_json(path, {"a": 2})
     left = set(os.listdir(tmp_path))
     assert temps[dead] not in left  # the dead writer's temporary is gone

@@ -451,6 +451,30 @@ def test_cli_user_errors_are_one_line_and_exit_2(user, args, words):
     _unchanged(user)
 
 
+DISK_FULL = """
+import errno, sys
+import keras_regnet.weights.formats as formats
+
+def full(path, *args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+formats.atomic_path = full
+from keras_regnet.convert import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_cli_fault_of_the_machine_is_one_line_and_exit_1(user):
+    src, dst = user / "x.safetensors", user / "out.h5"
+    save_file(torchvision_state(tiny_imagenet_stem()), src)
+    proc = subprocess.run([sys.executable, "-c", DISK_FULL, str(src), str(dst)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"error: No space left on device: {str(dst)!r}; nothing was written."]
+    assert not dst.exists()
+
+
 def test_cli_without_torch_says_how_to_get_it(user):
     blocker = user / "no_torch"
     blocker.mkdir()

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tuner import cli, folder, run
+from tuner import folder, run
 from tuner.trials import read_trials_csv
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,34 +90,6 @@ def _completed(out):
         return [r for r in _rows(out) if r["status"] == "COMPLETED"]
     except FileNotFoundError:
         return []
-
-
-def test_kill_and_resume_keeps_completed_trials(tmp_path, capsys):
-    out = str(tmp_path / "run")
-    args = ["search", "--max-trials", "4", "--epochs", "1", "--out", out, *TINY]
-    proc = _tuner(*args)
-    _wait_for(lambda: len(_completed(out)) >= 2, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    before = {r["trial_id"]: r for r in _completed(out)}
-    # Keras Tuner rewrites its tuner0.json in place: a kill can cut it short.
-    state = os.path.join(out, "kt_project", "tuner0.json")
-    with open(state, "r+") as f:
-        f.truncate(len(f.read()) // 2)
-
-    log = _run(*args, "--resume")
-    rows = _rows(out)
-    assert [r["status"] for r in rows] == ["COMPLETED"] * 4
-    for row in rows:
-        if row["trial_id"] in before:  # Kept as it was, not run again.
-            assert row == before[row["trial_id"]]
-            assert not re.search(rf"^trial {row['trial_id']}/4 ", log, re.M)
-    assert len(re.findall(r"^trial \d/4 ", log, re.M)) == 4 - len(before)
-
-    # A different search space cannot resume this run.
-    with pytest.raises(SystemExit):
-        cli.main([*args, "--resume", "--depth", "2-3"])
-    assert "--depth was [1, 3], now [2, 3]" in capsys.readouterr().err
 
 
 def test_workers_share_trials_and_survive_a_killed_worker(tmp_path):

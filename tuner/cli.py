@@ -12,10 +12,10 @@ import sys
 import warnings
 
 from keras_regnet.design.spaces import SPACE_NAMES
-from keras_regnet.files import check_target
+from keras_regnet.files import check_target, os_error_text
 from tuner import flags, folder
 from tuner.config import DEFAULT_ADDRESS, REGNET_RANGES, SearchConfig
-from tuner.errors import SearchStopped
+from tuner.errors import DamagedRun, SearchStopped
 from tuner.stopping import SIGNALS, raise_if_stopped, stop_on_signals
 
 DEFAULTS = SearchConfig()
@@ -282,10 +282,16 @@ def main(argv=None):
             return worker_main(args.out)
     except SearchStopped as e:
         parser.exit(1, f"error: {e}\n")
+    except DamagedRun as e:
+        parser.exit(2, f"error: {e}\n")
     except OSError as e:  # the machine's fault, not the user's: exit code 1
-        kept = ("; completed trials are kept: continue with --resume once the "
-                "cause is gone" if args.command != "report" else "")
-        parser.exit(1, f"error: {flags.os_error_text(e)}{kept}.\n")
+        kept = ""
+        if args.command != "report":
+            started = os.path.exists(os.path.join(args.out, folder.SEARCH_JSON))
+            kept = ("; completed trials are kept: continue with --resume once the "
+                    "cause is gone" if started else "; run the search again once the "
+                    "cause is gone")
+        parser.exit(1, f"error: {os_error_text(e)}{kept}.\n")
     except KeyboardInterrupt:
         parser.exit(130, "Interrupted; completed trials are kept. Continue "
                          "with --resume.\n")

@@ -5,5 +5,9 @@ class SearchStopped(RuntimeError):
     """Raised when the oracle stopped the search (repeated failed trials)."""
 
 
+class DamagedRun(ValueError):
+    """Raised when a search folder's state cannot be read; nothing was changed."""
+
+
 class WorkerRecycle(Exception):
     """Raised in a worker process that has run its share of trials."""

@@ -55,14 +55,6 @@ def parse_choices(text, name):
     return values[0] if len(values) == 1 else values
 
 
-def os_error_text(error):
-    """An `OSError` in one line: `No space left on device: '/runs/x/trials.csv'`."""
-    if error.strerror:
-        where = f": {error.filename!r}" if error.filename else ""
-        return f"{error.strerror}{where}"
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
 def attach_open_ranges(argv):
     """`--flops -20M` -> `--flops=-20M`: argparse takes a value starting with
     '-' for an option."""

@@ -6,10 +6,10 @@ model."""
 import os
 
 from keras_regnet.design.checks import invalid
-from keras_regnet.files import (atomic_path, check_folder_creatable, own_folders_by,
-                                read_json, write_json)
+from keras_regnet.files import (atomic_path, check_folder_creatable, is_dead_temp,
+                                own_folders_by, read_json, write_json)
 from tuner.config import IDENTITY, SearchConfig
-from tuner.trials import TRIALS_CSV
+from tuner.trials import TRIALS_CSV, trial_number
 
 SEARCH_JSON = "search.json"
 PROJECT = "kt_project"
@@ -75,7 +75,8 @@ def check_out(out, config, resume, ignore=()):
         return
     if os.path.lexists(out) and not os.path.isdir(out):
         raise ValueError(f"Invalid `--out`: {out!r} is a file. Expected a folder.")
-    if os.path.isdir(out) and os.listdir(out):
+    if os.path.isdir(out) and [n for n in os.listdir(out)
+                               if not is_dead_temp(os.path.join(out, n))]:
         raise ValueError(f"Invalid `--out`: {out!r} is not empty and holds no "
                          f"search ({SEARCH_JSON} missing). Choose a new or empty folder.")
     check_folder_creatable(out, "--out")
@@ -128,18 +129,34 @@ def export_best(search, out):
     """Saves the best model as `.keras` and, on the TensorFlow and JAX
     backends, as a SavedModel, atomically.
 
+    A trial whose checkpoint cannot be read (damaged, deleted) is skipped,
+    with a line saying so, for the next best.
+
     Returns:
-        `(trial, what)`: the best trial (None if none completed) and a text
-        listing what was written.
+        `(trial, what)`: the trial exported (None if none completed or no
+        checkpoint could be read) and a text listing what was written (or
+        why nothing was).
     """
     import keras
 
     from keras_regnet.models.inference import write_savedmodel
 
-    best = search.oracle.get_best_trials(1)
-    if not best or best[0].status != "COMPLETED":
-        return None, ""
-    trained = search.load_model(best[0])
+    trained, skipped = None, []
+    for best in search.oracle.get_best_trials(len(search.oracle.trials)):
+        if best.status != "COMPLETED":
+            break
+        try:
+            trained = search.load_model(best)
+            break
+        except (OSError, ValueError) as e:  # a damaged or deleted checkpoint
+            text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            skipped.append(f"trial {trial_number(best.trial_id)}'s checkpoint cannot "
+                           f"be read ({text})")
+    if trained is None:
+        return None, "; ".join(skipped)
+    if skipped:
+        print("Exporting the best trial with a readable checkpoint: "
+              + "; ".join(skipped), flush=True)
     # The model alone, uncompiled: the optimizer's state (as large as the
     # model) serves no one after the search; compile it to train on.
     model = keras.Model(trained.inputs, trained.outputs, name=trained.name)
@@ -148,12 +165,12 @@ def export_best(search, out):
         model.save(tmp)
     if keras.backend.backend() not in ("tensorflow", "jax"):
         # Keras exports torch models through torch.export, which fails on them.
-        return best[0], (f"{keras_file} (no SavedModel on the "
+        return best, (f"{keras_file} (no SavedModel on the "
                          f"{keras.backend.backend()} backend: load it under "
                          "TensorFlow or JAX to export)")
     with atomic_path(os.path.join(out, BEST_SAVEDMODEL)) as tmp:
         write_savedmodel(model, tmp)
-    return best[0], f"{keras_file}, {os.path.join(out, BEST_SAVEDMODEL)}/ (SavedModel)"
+    return best, f"{keras_file}, {os.path.join(out, BEST_SAVEDMODEL)}/ (SavedModel)"
 
 
 def check_worker(out):

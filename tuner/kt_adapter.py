@@ -26,6 +26,17 @@ if not keras_tuner.__version__.startswith(SUPPORTED):
                   f"{keras_tuner.__version__}. Install `keras-tuner>=1.4,<1.5`.",
                   stacklevel=2)
 
+class FatalOSError(keras_tuner.errors.FatalError, OSError):
+    """An `OSError` in a trial (a full disk, a vanished folder): it ends the
+    search, as Keras Tuner ends it for a `FatalError`, instead of failing
+    the trial and going on to fail the next ones."""
+
+
+def fatal(error):
+    """`error` (an `OSError`) as a `FatalOSError` with the same fields."""
+    return FatalOSError(error.errno, error.strerror, error.filename)
+
+
 TunerCallback = tuner_utils.TunerCallback
 SaveBestEpoch = tuner_utils.SaveBestEpoch
 convert_to_metrics_dict = tuner_utils.convert_to_metrics_dict
@@ -93,6 +104,11 @@ def serve(oracle, server):
 
 
 # The tuner.
+
+def populate_initial_space(tuner):
+    """What a tuner without saved state does first (Keras Tuner's start)."""
+    tuner._populate_initial_space()
+
 
 def checkpoint_path(tuner, trial_id):
     return tuner._get_checkpoint_fname(trial_id)

@@ -5,6 +5,7 @@ Checks the config, the folder and the dataset before any training, writes
 writes the plots, the summary and the best model.
 """
 
+import os
 import time
 
 from keras_regnet.design.sampling import format_count
@@ -60,8 +61,12 @@ def run_search(config=None, out="runs/search", resume=False):
 
 def search_prepared(config, out, info, hypermodel):
     """`run_search` after `prepare`: writes `search.json` and searches."""
-    folder.write_config(out, config)
-    search = folder.make_tuner(config, out, hypermodel)
+    fresh = not os.path.exists(os.path.join(out, folder.SEARCH_JSON))
+    if fresh:  # first: a folder without it holds no search
+        folder.write_config(out, config)
+    search = folder.make_tuner(config, out, hypermodel)  # reads a resumed state
+    if not fresh:
+        folder.write_config(out, config)
     search.save()
     search.oracle.write_csv()
     print(header(config, info, hypermodel.space, out), flush=True)
@@ -130,6 +135,8 @@ def finish(search, out, seconds):
         print(f"Search time {seconds:.0f} s, export {time.time() - start:.0f} s. "
               f"Best: trial {trial_number(best.trial_id)}, "
               f"{search.oracle.objective.name} {best.score:.4f} -> {written}")
+    elif written:
+        print(f"No model exported: {written}.")
     for line in analysis.plots_left_out(rows):
         print(line)
     print(f"Plots: {', '.join(plots) or 'none (no trial ended)'}", flush=True)

@@ -1,5 +1,6 @@
 """The RegNet tuner: a Keras Tuner `Tuner` driven by a budgeted oracle."""
 
+import json
 import os
 import warnings
 
@@ -11,9 +12,9 @@ from keras_tuner.engine.tuner import maybe_distribute
 
 from keras_regnet.design.checks import invalid
 from keras_regnet.design.sampling import MAX_DRAWS
-from keras_regnet.files import write_json
+from keras_regnet.files import atomic_path, write_json
 from tuner import kt_adapter as kt
-from tuner.errors import SearchStopped, WorkerRecycle  # noqa: F401 - public
+from tuner.errors import DamagedRun, SearchStopped, WorkerRecycle  # noqa: F401 - public
 from tuner.oracle import ORACLES
 from tuner.stopping import raise_if_stopped
 
@@ -66,8 +67,11 @@ class RegNetTuner(keras_tuner.Tuner):
         for execution in range(self.executions_per_trial):
             copied = kt.fit_callbacks(self, callbacks, trial, execution)
             copied += [kt.TunerCallback(self, trial), checkpoint]
-            histories.append(kt.build_and_fit(
-                self, trial, *args, **{**kwargs, "callbacks": copied}))
+            try:
+                histories.append(kt.build_and_fit(
+                    self, trial, *args, **{**kwargs, "callbacks": copied}))
+            except OSError as e:  # the machine's fault: the next trial would fail too
+                raise kt.fatal(e) from None
         metrics = kt.convert_to_metrics_dict(histories, self.oracle.objective)
         metrics["epochs"] = float(np.mean([len(h.epoch) for h in histories]))
         return metrics
@@ -89,8 +93,28 @@ class RegNetTuner(keras_tuner.Tuner):
         write_json(kt.tuner_state_path(self), self.get_state())
 
     def reload(self):
-        if not kt.is_worker(self):
+        if kt.is_worker(self):
+            return
+        if not os.path.exists(kt.oracle_state_path(self.oracle)):
+            # A fault stopped the search before its oracle was first saved:
+            # no trial ended, so it starts over.
+            if any(s == "COMPLETED" for s in _trial_states(self.project_dir)):
+                raise DamagedRun(f"Invalid run: {self.project_dir!r} has completed "
+                                 "trials but no oracle.json. Nothing was changed; "
+                                 "restore the folder, or start the search anew in "
+                                 "another --out.")
+            kt.populate_initial_space(self)
+            return
+        try:
             self.oracle.reload()
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError,
+                RuntimeError) as e:
+            raise DamagedRun(
+                f"Invalid run: the Keras Tuner state in {self.project_dir!r} "
+                f"(oracle.json, trial_*/trial.json) is damaged: {type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''}. Nothing was changed; "
+                "restore the folder, or start the search anew in another --out."
+            ) from None
 
     def pre_create_trial(self):
         if self.max_trials_per_process and self.trials_run >= self.max_trials_per_process:
@@ -126,6 +150,18 @@ class RegNetTuner(keras_tuner.Tuner):
                 os.remove(path)
 
 
+def _trial_states(project_dir):
+    """The statuses in a project's `trial_*/trial.json` files that read."""
+    states = []
+    for name in os.listdir(project_dir):
+        try:
+            with open(os.path.join(project_dir, name, "trial.json"), encoding="utf-8") as f:
+                states.append(json.load(f).get("status"))
+        except (OSError, ValueError, AttributeError):
+            continue
+    return states
+
+
 class SaveBestEpochAtEnd(kt.SaveBestEpoch):
     """Keras Tuner's checkpoint of the best epoch, written once per trial.
 
@@ -154,10 +190,12 @@ class SaveBestEpochAtEnd(kt.SaveBestEpoch):
         if self._best is not None:
             for variable, value in zip(self._variables(), self._best):
                 variable.assign(value)
-            if self.include_optimizer or self.model.optimizer is None:
-                super()._save_model()
-            else:
-                kt.save_weights_without_optimizer(self.model, self.filepath)
+            # Written whole: a kill mid-write leaves the previous file or none.
+            with atomic_path(self.filepath) as tmp:
+                if self.include_optimizer or self.model.optimizer is None:
+                    self.model.save_weights(tmp)
+                else:
+                    kt.save_weights_without_optimizer(self.model, tmp)
 
     def _variables(self):
         optimizer = self.model.optimizer
