@@ -46,6 +46,10 @@ setup(
             "torch==2.13.0",
             "pycls",
             "safetensors",
+            # The reference of RegNetZ/V; torchvision pinned to the CPU
+            # torch's release (never imported: tests stand in for it).
+            "timm==1.0.31",
+            "torchvision==0.28.0",
         ],
     },
     entry_points={"console_scripts": ["keras-regnet-tune=tuner.__main__:main"]},

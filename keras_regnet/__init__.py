@@ -27,7 +27,7 @@ _prefer_onednn()
 from keras_regnet.design import (AnyNetSpec, complexity,  # noqa: E402
                                  design_space, fit_regnet, regnet_spec, scale,
                                  zoo_spec)
-from keras_regnet.design.zoo import MODEL_NAMES  # noqa: E402
+from keras_regnet.design.zoo import FAMILY_NAMES, MODEL_NAMES  # noqa: E402
 
 __version__ = "0.2.0"
 
@@ -43,11 +43,11 @@ _LAZY = {
     "RegNet": "keras_regnet.models.regnet",
     "preprocess_input": "keras_regnet.models.regnet",
     "decode_predictions": "keras_regnet.models.regnet",
-    **{name: "keras_regnet.models.regnet" for name in MODEL_NAMES},
+    **{name: "keras_regnet.models.regnet" for name in (*MODEL_NAMES, *FAMILY_NAMES)},
 }
 _SUBPACKAGES = ("design", "files", "models", "weights")
 
-__all__ = ["AnyNetSpec", "MODEL_NAMES", "complexity", "design_space",
+__all__ = ["AnyNetSpec", "MODEL_NAMES", "FAMILY_NAMES", "complexity", "design_space",
            "fit_regnet", "regnet_spec", "scale", "zoo_spec", *_LAZY]
 
 

@@ -8,6 +8,8 @@ import ast
 import importlib
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -166,3 +168,14 @@ def test_every_weights_kind_has_a_reader():
 
     named = set(re.findall(r'return "(\w+)"', open(formats.__file__).read()))
     assert named == set(kinds.KINDS)
+
+
+def test_statistics_and_the_command_line_load_no_heavy_library():
+    """`tuner.analysis.stats` needs no Matplotlib, and the search's config
+    and folder checks no Keras: both answer before those load."""
+    code = ("import sys\nimport tuner.analysis.stats, tuner.config, tuner.folder, tuner.cli\n"
+            "print(sorted({'matplotlib', 'keras', 'tensorflow', 'keras_tuner'} "
+            "& {m.split('.')[0] for m in sys.modules}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, timeout=120, env=dict(os.environ, PYTHONPATH=REPO))
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -43,21 +43,23 @@ def test_zoo_model_params(name):
         assert trainable_params(model) == X200MF_EXACT["params"]
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(len(design.BLOCK_TYPES)))
 def test_complexity_matches_built_model(seed):
-    """Analytic counts equal counts taken from random built models."""
+    """Analytic counts equal counts taken from random built models, one per
+    block type."""
     rng = np.random.default_rng(seed)
     size = int(rng.choice([32, 40, 64]))
-    block = ["x", "y", "res_basic", "vanilla"][seed % 4]
+    block = design.BLOCK_TYPES[seed]
     widths = sorted(int(rng.integers(1, 9)) * 8 for _ in range(3))
     spec = design.AnyNetSpec(
         depths=tuple(int(d) for d in rng.integers(1, 3, 3)),
         widths=tuple(widths), strides=(1, 2, 2),
-        bottleneck_ratios=1 if block in ("res_basic", "vanilla") else 2,
-        group_widths=4 if block in ("x", "y") else 1,
-        block_type=block, se_ratio=0.25 if block == "y" else 0.0,
+        bottleneck_ratios={"z": 0.5, "res_basic": 1, "vanilla": 1}.get(block, 2),
+        group_widths=4 if block in design.spec.BOTTLENECK_BLOCKS else 1,
+        block_type=block, se_ratio={"y": 0.25, "z": 0.25, "v": 0.5}.get(block, 0.0),
         stem_type=["imagenet", "cifar"][seed % 2], stem_width=16,
-        head_width=int(rng.choice([0, 64])))
+        head_width=int(rng.choice([0, 64])), activation=["relu", "silu"][seed % 2],
+        downsample=["conv", "avg"][seed // 3])
     keras.backend.clear_session()
     model = keras_regnet.AnyNet(spec, input_shape=(size, size, 3), classes=7)
     cx = keras_regnet.complexity(spec, input_size=size, classes=7)

@@ -41,7 +41,8 @@ class _Counter:
 
 def stem(cx, spec, channels):
     cx.conv(channels, spec.stem_width, 3, spec.stem_stride)
-    cx.bn(spec.stem_width)
+    if not spec.preactivation:  # a pre-activation network's first block has it
+        cx.bn(spec.stem_width)
 
 
 def squeeze_excite(cx, w_b, w_se):
@@ -52,14 +53,15 @@ def squeeze_excite(cx, w_b, w_se):
     cx.branch(count)
 
 
-def projection(cx, w_in, w_out, stride):
+def projection(cx, w_in, w_out, stride, bn=True):
+    """The shortcut's 1x1 conv (strided, or after a 2x2 average pool: the
+    same count) and BN, where the shapes change."""
     if w_in != w_out or stride != 1:
-        cx.branch(lambda: (cx.conv(w_in, w_out, 1, stride), cx.bn(w_out)))
+        cx.branch(lambda: (cx.conv(w_in, w_out, 1, stride), bn and cx.bn(w_out)))
 
 
-def x_block(cx, w_in, w_out, stride, b, g, se_ratio):
-    """X block (Y block when `se_ratio` > 0)."""
-    projection(cx, w_in, w_out, stride)
+def bottleneck(cx, w_in, w_out, stride, b, g, se_ratio):
+    """1x1, grouped 3x3, SE (if `se_ratio`), 1x1, each conv with its BN."""
     w_b = bottleneck_width(w_out, b)
     cx.conv(w_in, w_b, 1)
     cx.bn(w_b)
@@ -69,6 +71,32 @@ def x_block(cx, w_in, w_out, stride, b, g, se_ratio):
         squeeze_excite(cx, w_b, se_width(w_in, se_ratio))
     cx.conv(w_b, w_out, 1)
     cx.bn(w_out)
+
+
+def x_block(cx, w_in, w_out, stride, b, g, se_ratio):
+    """X block (Y block when `se_ratio` > 0)."""
+    projection(cx, w_in, w_out, stride)
+    bottleneck(cx, w_in, w_out, stride, b, g, se_ratio)
+
+
+def z_block(cx, w_in, w_out, stride, b, g, se_ratio):
+    """Z block: the bottleneck alone (its shortcut, where there is one, is
+    the identity)."""
+    bottleneck(cx, w_in, w_out, stride, b, g, se_ratio)
+
+
+def v_block(cx, w_in, w_out, stride, b, g, se_ratio):
+    """V block: BN before each conv; the shortcut's conv has none."""
+    cx.bn(w_in)
+    projection(cx, w_in, w_out, stride, bn=False)
+    w_b = bottleneck_width(w_out, b)
+    cx.conv(w_in, w_b, 1)
+    cx.bn(w_b)
+    cx.conv(w_b, w_b, 3, stride, groups=w_b // g)
+    if se_ratio:
+        squeeze_excite(cx, w_b, se_width(w_in, se_ratio))
+    cx.bn(w_b)
+    cx.conv(w_b, w_out, 1)
 
 
 def res_basic_block(cx, w_in, w_out, stride, b, g, se_ratio):
@@ -85,8 +113,8 @@ def vanilla_block(cx, w_in, w_out, stride, b, g, se_ratio):
 
 # Block type -> its counter, the twin of `keras_regnet.models.blocks.BLOCKS`;
 # every counter takes `(cx, w_in, w_out, stride, b, g, se_ratio)`.
-BLOCKS = {"x": x_block, "y": x_block, "res_basic": res_basic_block,
-          "vanilla": vanilla_block}
+BLOCKS = {"x": x_block, "y": x_block, "z": z_block, "v": v_block,
+          "res_basic": res_basic_block, "vanilla": vanilla_block}
 
 
 def head(cx, w_in, head_width, classes):

@@ -74,7 +74,8 @@ def make_compatible(widths, bottleneck_ratios, group_widths):
 
 
 def regnet_spec(depth, w0, wa, wm, group_width, bottleneck_ratio=1.0,
-                se_ratio=0.0, stem_type="imagenet", stem_width=32, q=QUANTUM):
+                se_ratio=0.0, stem_type="imagenet", stem_width=32, q=QUANTUM, *,
+                block_type=None, activation="relu", downsample="conv", head_width=0):
     """The `AnyNetSpec` of a RegNet given its six parameters.
 
     Args:
@@ -88,6 +89,9 @@ def regnet_spec(depth, w0, wa, wm, group_width, bottleneck_ratio=1.0,
         stem_type: `"imagenet"` or `"cifar"`.
         stem_width: stem output channels.
         q: width quantum.
+        block_type: None (`"y"` with SE, else `"x"`), or an
+            `AnyNetSpec.block_type` (`"z"`, `"v"`).
+        activation, downsample, head_width: as in `AnyNetSpec`.
     """
     validate_regnet_params(depth, w0, wa, wm, group_width, bottleneck_ratio, q)
     widths, depths = stages_from_blocks(quantized_linear(depth, w0, wa, wm, q))
@@ -100,8 +104,11 @@ def regnet_spec(depth, w0, wa, wm, group_width, bottleneck_ratio=1.0,
         strides=(2,) * n,
         bottleneck_ratios=(bottleneck_ratio,) * n,
         group_widths=tuple(groups),
-        block_type="y" if se_ratio else "x",
+        block_type=block_type or ("y" if se_ratio else "x"),
         se_ratio=se_ratio,
         stem_type=stem_type,
         stem_width=stem_width,
+        head_width=head_width,
+        activation=activation,
+        downsample=downsample,
     )

@@ -3,7 +3,7 @@
 import dataclasses
 from typing import Tuple
 
-from keras_regnet.design.checks import check, check_int, check_real, is_real
+from keras_regnet.design.checks import check, check_choice, check_int, check_real, is_real
 
 # Stem type -> the stride of its 3x3 conv, and the smallest input it takes
 # (32 for the ImageNet stem, as keras.applications).
@@ -12,9 +12,18 @@ MIN_INPUT_SIZES = {"imagenet": 32, "cifar": 8}
 STEM_TYPES = tuple(STEM_STRIDES)
 # The paper's Y block: SE width = 1/4 of the block's input width.
 SE_RATIO = 0.25
-BLOCK_TYPES = ("x", "y", "res_basic", "vanilla")
+BLOCK_TYPES = ("x", "y", "z", "v", "res_basic", "vanilla")
 # Blocks built from a bottleneck and a grouped 3x3 conv; the others ignore b and g.
-BOTTLENECK_BLOCKS = ("x", "y")
+BOTTLENECK_BLOCKS = ("x", "y", "z", "v")
+# Blocks whose SE is optional (Y blocks always have one, the others none).
+OPTIONAL_SE_BLOCKS = ("z", "v")
+# Blocks after which the network ends in an activation of its own (their
+# outputs have none): the linear Z block and the pre-activation V block.
+OPEN_ENDED_BLOCKS = ("z", "v")
+ACTIVATIONS = ("relu", "silu")
+# How a residual shortcut changes width or resolution: a strided 1x1 conv
+# (the paper's), or a 2x2 average pool then a 1x1 conv (ResNet-D's).
+DOWNSAMPLES = ("conv", "avg")
 # Far beyond any published network (the largest RegNets have 28 blocks and
 # widths under 4,000); larger values would take minutes or all memory to build.
 MAX_BLOCKS = 1000
@@ -35,15 +44,24 @@ class AnyNetSpec:
             a block is `width / b` (default 1, no bottleneck).
         group_widths: per-stage channels per group of the 3x3 conv.
         block_type: one of `"x"` (residual bottleneck with grouped conv),
-            `"y"` (X with squeeze-and-excitation), `"res_basic"` (ResNet
-            basic block), `"vanilla"` (two plain 3x3 convs).
-        se_ratio: SE width as a fraction of the block's input width; must be
-            > 0 for `"y"` blocks and 0 for all others.
+            `"y"` (X with squeeze-and-excitation), `"z"` (RegNetZ's
+            inverted bottleneck: b < 1 expands, SE optional, no activation
+            after the last 1x1 conv, a residual only where the shapes
+            match), `"v"` (RegNetV's pre-activation X/Y block: BN and
+            activation before each conv, SE optional), `"res_basic"`
+            (ResNet basic block), `"vanilla"` (two plain 3x3 convs).
+        se_ratio: SE width as a fraction of the block's input width; > 0
+            for `"y"` blocks, >= 0 for `"z"` and `"v"`, 0 for the others.
         stem_type: `"imagenet"` (3x3 conv, stride 2) or `"cifar"`
             (3x3 conv, stride 1, for small images).
         stem_width: stem output channels.
-        head_width: if > 0, a 1x1 conv + BN + ReLU of this width before
-            pooling.
+        head_width: if > 0, a 1x1 conv + BN + activation of this width
+            before pooling.
+        activation: `"relu"` (the paper's) or `"silu"` (RegNetZ/V), in the
+            blocks, their SE, the stem and the head.
+        downsample: the shortcut where a block changes width or
+            resolution: `"conv"` (strided 1x1 conv, the paper's) or `"avg"`
+            (2x2 average pool, then 1x1 conv).
     """
 
     depths: Tuple[int, ...]
@@ -56,6 +74,8 @@ class AnyNetSpec:
     stem_type: str = "imagenet"
     stem_width: int = 32
     head_width: int = 0
+    activation: str = "relu"
+    downsample: str = "conv"
 
     def __post_init__(self):
         n = len(self.depths) if hasattr(self.depths, "__len__") else -1
@@ -90,12 +110,18 @@ class AnyNetSpec:
         check_int("head_width", self.head_width, MAX_WIDTH, low=0)
         check(is_real(self.se_ratio), "se_ratio", self.se_ratio,
                "a finite number")
+        check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("downsample", self.downsample, DOWNSAMPLES)
         if self.block_type == "y":
             check(0 < self.se_ratio <= 1, "se_ratio", self.se_ratio,
-                   "a number in (0, 1] for 'y' blocks")
+                  "a number in (0, 1] for 'y' blocks")
+        elif self.block_type in OPTIONAL_SE_BLOCKS:
+            check(0 <= self.se_ratio <= 1, "se_ratio", self.se_ratio,
+                  f"a number in [0, 1] for '{self.block_type}' blocks")
         else:
             check(self.se_ratio == 0, "se_ratio", self.se_ratio,
-                   f"0 for '{self.block_type}' blocks (SE needs block_type='y')")
+                  f"0 for '{self.block_type}' blocks (SE needs block_type "
+                  "'y', 'z' or 'v')")
         if self.block_type in BOTTLENECK_BLOCKS:
             for w, b, g in zip(self.widths, self.bottleneck_ratios,
                                self.group_widths):
@@ -108,6 +134,17 @@ class AnyNetSpec:
     @property
     def num_stages(self):
         return len(self.depths)
+
+    @property
+    def preactivation(self):
+        """Whether BN and activation come before each conv (RegNetV)."""
+        return self.block_type == "v"
+
+    @property
+    def final_activation(self):
+        """Whether an activation follows the last block (the open-ended
+        blocks' networks without a head conv)."""
+        return self.block_type in OPEN_ENDED_BLOCKS and not self.head_width
 
     @property
     def stem_stride(self):

@@ -1,6 +1,9 @@
-"""The published RegNetX/Y models (paper, appendix; pycls model zoo)."""
+"""The published RegNets: the paper's RegNetX/Y (appendix; pycls model
+zoo), and the family beyond it that timm defines (RegNetZ, RegNetV, the
+large RegNetY of SEER and SWAG)."""
 
 import dataclasses
+from functools import partial
 
 from keras_regnet.design.checks import invalid
 from keras_regnet.design.regnet import regnet_spec
@@ -18,6 +21,10 @@ class RegNetParams:
     group_width: int
     bottleneck_ratio: float = 1.0
     se_ratio: float = 0.0
+    block_type: str = None
+    activation: str = "relu"
+    downsample: str = "conv"
+    head_width: int = 0
 
 
 def with_se(**params):
@@ -52,14 +59,34 @@ ZOO = {
     "RegNetY160": with_se(depth=18, w0=200, wa=106.23, wm=2.48, group_width=112),
     "RegNetY320": with_se(depth=20, w0=232, wa=115.89, wm=2.53, group_width=232),
 }
+# The paper's 24 models, those with ImageNet weights of Keras 2.
 MODEL_NAMES = tuple(ZOO)
+
+# timm's RegNetZ (b = 1/4: an inverted bottleneck, 4x wider inside), its
+# pre-activation RegNetV and the large RegNetY (`timm/models/regnet.py`).
+RegNetZ = partial(RegNetParams, bottleneck_ratio=0.25, se_ratio=SE_RATIO, block_type="z",
+                  activation="silu")
+RegNetV = partial(RegNetParams, se_ratio=SE_RATIO, block_type="v", activation="silu")
+ZOO.update({
+    "RegNetZ005": RegNetZ(depth=21, w0=16, wa=10.7, wm=2.51, group_width=4, head_width=1024),
+    "RegNetZ040": RegNetZ(depth=28, w0=48, wa=14.5, wm=2.226, group_width=8),
+    "RegNetZ040H": RegNetZ(depth=28, w0=48, wa=14.5, wm=2.226, group_width=8,
+                           head_width=1536),
+    "RegNetV040": RegNetV(depth=22, w0=96, wa=31.41, wm=2.24, group_width=64),
+    "RegNetV064": RegNetV(depth=25, w0=112, wa=33.22, wm=2.27, group_width=72,
+                          downsample="avg"),
+    "RegNetY640": with_se(depth=20, w0=352, wa=147.48, wm=2.4, group_width=328),
+    "RegNetY1280": with_se(depth=27, w0=456, wa=160.83, wm=2.52, group_width=264),
+    "RegNetY2560": with_se(depth=27, w0=640, wa=230.83, wm=2.53, group_width=373),
+})
+FAMILY_NAMES = tuple(name for name in ZOO if name not in MODEL_NAMES)
 
 
 def zoo_params(name):
     """The six RegNet parameters of a published model (and its SE ratio),
     as keyword arguments of `regnet_spec`."""
     if name not in ZOO:
-        raise invalid("name", name, f"one of {MODEL_NAMES}")
+        raise invalid("name", name, f"one of {tuple(ZOO)}")
     return dataclasses.asdict(ZOO[name])
 
 

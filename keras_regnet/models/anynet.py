@@ -119,7 +119,8 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
     input_shape = _input_shape(input_shape, include_top, min_size, plan.channels)
     opts = blocks.BuildOptions(padding=plan.padding, bn_momentum=bn_momentum,
                                bn_epsilon=bn_epsilon,
-                               zero_init_last_bn=zero_init_last_bn)
+                               zero_init_last_bn=zero_init_last_bn,
+                               activation=spec.activation, downsample=spec.downsample)
 
     if keras.backend.backend() == "tensorflow" and _has_grouped_convs(spec):
         # Decides the grouped-conv path now, so that a slow one is reported

@@ -1,10 +1,11 @@
-"""RegNet from its six parameters, and the 24 published RegNetX/Y models."""
+"""RegNet from its six parameters, the paper's 24 RegNetX/Y models, and the
+family beyond them (RegNetZ, RegNetV, the large RegNetY)."""
 
 from keras.applications import imagenet_utils
 
 from keras_regnet.design.complexity import complexity
 from keras_regnet.design.regnet import regnet_spec
-from keras_regnet.design.zoo import MODEL_NAMES, zoo_params
+from keras_regnet.design.zoo import FAMILY_NAMES, MODEL_NAMES, RegNetParams, zoo_params
 from keras_regnet.models.anynet import build
 
 _COMMON_ARGS = """
@@ -41,14 +42,17 @@ _COMMON_ARGS = """
 
 
 def RegNet(depth, w0, wa, wm, group_width, bottleneck_ratio=1.0, se_ratio=0.0,
-           *, stem_type="imagenet", stem_width=32, include_top=True,
+           *, block_type=None, activation="relu", downsample="conv", head_width=0,
+           stem_type="imagenet", stem_width=32, include_top=True,
            weights=None, input_tensor=None, input_shape=None, pooling=None,
            classes=1000, classifier_activation="softmax",
            include_preprocessing=True, name="regnet", drop_path_rate=0.0,
            zero_init_last_bn=False, bn_momentum=0.9, bn_epsilon=1e-5,
            model_name=None):
     spec = regnet_spec(depth, w0, wa, wm, group_width, bottleneck_ratio,
-                       se_ratio, stem_type=stem_type, stem_width=stem_width)
+                       se_ratio, stem_type=stem_type, stem_width=stem_width,
+                       block_type=block_type, activation=activation,
+                       downsample=downsample, head_width=head_width)
     return build(spec, include_top=include_top, weights=weights,
                  input_tensor=input_tensor, input_shape=input_shape,
                  pooling=pooling, classes=classes,
@@ -77,17 +81,35 @@ RegNet.__doc__ = f"""Instantiates a RegNet from the six design-space parameters.
         bottleneck_ratio: bottleneck ratio b (inner width = width / b).
         se_ratio: 0 for RegNetX; 0.25 for RegNetY (squeeze-and-excitation
             width as a fraction of each block's input width).
+        block_type: None (`"y"` with SE, else `"x"`), `"z"` (RegNetZ's
+            inverted linear bottleneck, with b < 1) or `"v"` (RegNetV's
+            pre-activation block); see `keras_regnet.AnyNetSpec`.
+        activation: `"relu"` (the paper's) or `"silu"` (RegNetZ/V).
+        downsample: the shortcut where a block changes shape: `"conv"`
+            (strided 1x1 conv) or `"avg"` (2x2 average pool, 1x1 conv).
+        head_width: if > 0, a 1x1 conv + BN + activation of this width
+            before pooling (RegNetZ).
         stem_type: `"imagenet"` (stride 2) or `"cifar"` (stride 1).
         stem_width: stem output channels.{_COMMON_ARGS}
         model_name: name of the published model, for `weights="imagenet"`.
 """
 
 
+KINDS = {"x": "RegNetX", "y": "RegNetY (with squeeze-and-excitation)",
+         "z": "RegNetZ (inverted linear bottleneck, SiLU)",
+         "v": "RegNetV (pre-activation RegNetY, SiLU)"}
+REFERENCES = {
+    "RegNetZ": "\n    - [Fast and Accurate Model Scaling](https://arxiv.org/abs/2103.06877)"
+               " (CVPR 2021)",
+}
+
+
 def _zoo_constructor(model_name):
     params = zoo_params(model_name)
     cx = complexity(model_name)
+    default_weights = "imagenet" if model_name in MODEL_NAMES else None
 
-    def constructor(include_top=True, weights="imagenet", input_tensor=None,
+    def constructor(include_top=True, weights=default_weights, input_tensor=None,
                     input_shape=None, pooling=None, classes=1000,
                     classifier_activation="softmax",
                     include_preprocessing=True, name=model_name.lower(),
@@ -103,18 +125,23 @@ def _zoo_constructor(model_name):
                       bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
 
     constructor.__name__ = constructor.__qualname__ = model_name
-    kind = "RegNetY (with squeeze-and-excitation)" if params["se_ratio"] else "RegNetX"
+    kind = KINDS[params["block_type"] or ("y" if params["se_ratio"] else "x")]
+    extra = "".join(f", {k}={params[k]!r}" for k in ("activation", "downsample", "head_width")
+                    if params[k] != RegNetParams.__dataclass_fields__[k].default)
+    weights_note = ("" if model_name in MODEL_NAMES else
+                    "\n    No ImageNet weights of its own yet: `weights` is None by default;\n"
+                    "    a converted timm checkpoint loads with `weights=path`.\n")
     constructor.__doc__ = f"""Instantiates the {model_name} architecture, a {kind}.
 
     Reference:
     - [Designing Network Design Spaces](https://arxiv.org/abs/2003.13678)
-      (CVPR 2020)
+      (CVPR 2020){REFERENCES.get(model_name[:7], "")}
 
     d={params['depth']}, w0={params['w0']}, wa={params['wa']},
-    wm={params['wm']}, g={params['group_width']}, b=1:
+    wm={params['wm']}, g={params['group_width']}, b={params['bottleneck_ratio']:g}{extra}:
     {cx['flops'] / 1e9:.2f} G multiply-adds and {cx['params'] / 1e6:.1f} M
     parameters at 224x224 with 1000 classes.
-
+{weights_note}
     Args:{_COMMON_ARGS}
 """
     return constructor
@@ -144,8 +171,16 @@ RegNetY080 = _zoo_constructor("RegNetY080")
 RegNetY120 = _zoo_constructor("RegNetY120")
 RegNetY160 = _zoo_constructor("RegNetY160")
 RegNetY320 = _zoo_constructor("RegNetY320")
-CONSTRUCTORS = {name: globals()[name] for name in MODEL_NAMES}
-__all__ = ["RegNet", *MODEL_NAMES, "preprocess_input", "decode_predictions"]
+RegNetZ005 = _zoo_constructor("RegNetZ005")
+RegNetZ040 = _zoo_constructor("RegNetZ040")
+RegNetZ040H = _zoo_constructor("RegNetZ040H")
+RegNetV040 = _zoo_constructor("RegNetV040")
+RegNetV064 = _zoo_constructor("RegNetV064")
+RegNetY640 = _zoo_constructor("RegNetY640")
+RegNetY1280 = _zoo_constructor("RegNetY1280")
+RegNetY2560 = _zoo_constructor("RegNetY2560")
+CONSTRUCTORS = {name: globals()[name] for name in (*MODEL_NAMES, *FAMILY_NAMES)}
+__all__ = ["RegNet", *CONSTRUCTORS, "preprocess_input", "decode_predictions"]
 
 
 def preprocess_input(x, data_format=None):

@@ -2,7 +2,8 @@
 
 Our layer names (README, section models): `stem_conv`, `stem_bn`,
 `s{stage}_b{block}_{a,b,c}_{conv,bn}`, `..._proj_{conv,bn}`,
-`..._se_reduce`, `..._se_expand`, `head_{conv,bn}`, `predictions`.
+`..._se_reduce`, `..._se_expand`, `head_{conv,bn}`, `predictions`; in a
+pre-activation (V) block `{a,b,c}_bn` is the BN before `{a,b,c}_conv`.
 A "layer dict" maps such a name to `{variable name: numpy array}` in Keras
 layout; `origins` maps it back to the source's own name for messages.
 """
@@ -91,6 +92,17 @@ _MODULES = {
         (_BLOCK + r"se\.fc1", "{blk}_se_reduce"),
         (_BLOCK + r"se\.fc2", "{blk}_se_expand"),
         (r"head\.fc", "predictions"),
+        # RegNetZ's head conv; ResNet-D shortcuts (`downsample="avg"`).
+        (r"final_conv\.conv", "head_conv"),
+        (r"final_conv\.bn", "head_bn"),
+        (_BLOCK + r"downsample\.1\.conv", "{blk}_proj_conv"),
+        (_BLOCK + r"downsample\.1\.bn", "{blk}_proj_bn"),
+        # RegNetV (pre-activation): the stem and the convs without their BN,
+        # `norm1-3` before `conv1-3`, the shortcut a conv alone.
+        (r"stem", "stem_conv"),
+        (_BLOCK + r"conv(?P<n>[123])", "{blk}_{x}_conv"),
+        (_BLOCK + r"norm(?P<n>[123])", "{blk}_{x}_bn"),
+        (_BLOCK + r"downsample(?:\.1)?", "{blk}_proj_conv"),
     ],
 }
 _RULES = {src: [(re.compile(p + "$"), t) for p, t in rules]
@@ -126,7 +138,8 @@ def _module_target(source, module):
             if "s" in g:
                 block = int(g["b"]) if g.get("b") else int(g["b0"]) + 1
                 blk = f"s{int(g['s'])}_b{block}"
-            return template.format(blk=blk, x=g.get("x"))
+            x = g.get("x") or (g.get("n") and "abc"[int(g["n"]) - 1])
+            return template.format(blk=blk, x=x)
     return None
 
 

@@ -1,0 +1,111 @@
+"""The RegNet family beyond the paper (RegNetZ, RegNetV, the large RegNetY)
+against its reference implementation, the `timm` package on CPU PyTorch:
+the same parameter counts, and timm's state dict (random weights, random
+BN statistics) loaded by our converter gives timm's logits.
+
+timm imports torchvision for its data tools and `FrozenBatchNorm2d` only;
+PyPI's torchvision wheels are CUDA builds that do not load beside the CPU
+torch, so a stand-in module (any attribute is a placeholder class) takes
+its place before timm is imported.
+"""
+
+import importlib.abc
+import importlib.machinery
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import keras_regnet
+from keras_regnet.design import complexity
+
+TIMM_NAMES = {
+    "RegNetZ005": "regnetz_005", "RegNetZ040": "regnetz_040",
+    "RegNetZ040H": "regnetz_040_h", "RegNetV040": "regnetv_040",
+    "RegNetV064": "regnetv_064", "RegNetY640": "regnety_640",
+    "RegNetY1280": "regnety_1280", "RegNetY2560": "regnety_2560",
+}
+# Built and run; the large RegNetY (0.3-1.3 billion parameters) are
+# compared by their parameter counts, timm's counted on the meta device.
+RUN = ("RegNetZ005", "RegNetZ040", "RegNetZ040H", "RegNetV040", "RegNetV064")
+SIZE = 80  # odd feature maps before the last stage: ceil-mode average pools
+
+
+class _Placeholder(type):
+    def __getattr__(cls, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Placeholder(name, (), {})
+
+
+class _StandIn(types.ModuleType):
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Placeholder(name, (), {})
+
+
+class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torchvision" or name.startswith("torchvision."):
+            return importlib.machinery.ModuleSpec(name, self, is_package=True)
+        return None
+
+    def create_module(self, spec):
+        return _StandIn(spec.name)
+
+    def exec_module(self, module):
+        module.__path__ = []
+
+
+@pytest.fixture(scope="module")
+def timm():
+    pytest.importorskip("torch", reason="needs PyTorch (pip install torch==2.13.0)")
+    if "torchvision" not in sys.modules:
+        sys.meta_path.insert(0, _Finder())
+    return pytest.importorskip("timm", reason="needs timm (the test extra installs it)")
+
+
+@pytest.mark.parametrize("name", list(TIMM_NAMES))
+def test_parameter_counts_equal_timm(timm, name):
+    import torch
+
+    with torch.device("meta"):
+        reference = timm.create_model(TIMM_NAMES[name], pretrained=False)
+    assert complexity(name)["params"] == sum(p.numel() for p in reference.parameters())
+
+
+def _randomize(model, torch):
+    """Random BN statistics and affine parameters (timm starts from 0 and 1,
+    which would hide a mixed-up BN)."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                for tensor, (low, high) in ((module.weight, (0.5, 1.5)),
+                                            (module.bias, (-0.2, 0.2)),
+                                            (module.running_mean, (-0.2, 0.2)),
+                                            (module.running_var, (0.5, 1.5))):
+                    tensor.copy_(low + (high - low) * torch.rand(tensor.shape,
+                                                                 generator=generator))
+
+
+@pytest.mark.parametrize("name", RUN)
+def test_logits_equal_timm(timm, tmp_path, name):
+    import torch
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    reference = timm.create_model(TIMM_NAMES[name], pretrained=False, num_classes=7).eval()
+    _randomize(reference, torch)
+    path = str(tmp_path / f"{name}.safetensors")
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, path)
+
+    x = np.random.default_rng(0).standard_normal((2, SIZE, SIZE, 3)).astype("float32")
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
+    model = getattr(keras_regnet, name)(
+        weights=path, input_shape=(SIZE, SIZE, 3), classes=7,
+        classifier_activation=None, include_preprocessing=False)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)
