@@ -19,7 +19,8 @@ def test_zoo_matches_paper(name):
     d, w0, wa, wm, g, se, gflops, mparams = PAPER_ZOO[name]
     assert design.zoo_params(name) == dict(
         depth=d, w0=w0, wa=wa, wm=wm, group_width=g, bottleneck_ratio=1.0,
-        se_ratio=0.25 if se else 0.0)
+        se_ratio=0.25 if se else 0.0, block_type=None, activation="relu",
+        downsample="conv", head_width=0)
     cx = design.complexity(name)
     assert round(cx["flops"] / 1e9, 2) == pytest.approx(gflops, abs=0.006)
     assert round(cx["params"] / 1e6, 1) == pytest.approx(mparams, abs=0.051)
@@ -98,7 +99,7 @@ def test_invalid_regnet_params(bad, arg):
 
 
 @pytest.mark.parametrize("bad, arg", [
-    (dict(block_type="z"), "block_type"), (dict(stem_type="res"), "stem_type"),
+    (dict(block_type="w"), "block_type"), (dict(stem_type="res"), "stem_type"),
     (dict(widths=(32,)), "widths"), (dict(strides=(2, 3)), "stride"),
     (dict(group_widths=(16, 24)), "group_widths"),
     (dict(block_type="y", se_ratio=0), "se_ratio"),

@@ -128,7 +128,7 @@ def test_bad_regnet_parameters_fail_before_building(nothing_built):
     with pytest.raises(ValueError, match="`wm`: 0.9"):
         keras_regnet.RegNet(13, 24, 36.44, 0.9, 8)
     with pytest.raises(ValueError, match="`block_type`"):
-        keras_regnet.AnyNet(depths=(1,), widths=(8,), block_type="z")
+        keras_regnet.AnyNet(depths=(1,), widths=(8,), block_type="w")
 
 
 class _Download(Exception):

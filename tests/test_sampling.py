@@ -86,7 +86,7 @@ def test_impossible_budget_raises():
     (dict(group_width=64), "`group_width`"),
     (dict(flops=(4e8, 2e8)), "`flops`.*lo <= hi"),
     (dict(params=5e6), "`params`"),
-    (dict(block_type="z"), "`block_type`"),
+    (dict(block_type="res_basic"), "`block_type`"),
 ])
 def test_bad_ranges_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):

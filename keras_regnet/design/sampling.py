@@ -19,8 +19,7 @@ from keras_regnet.design.checks import (check_choice, check_int, invalid, is_num
 from keras_regnet.design.complexity import complexity
 from keras_regnet.design.fit import fit_regnet
 from keras_regnet.design.regnet import QUANTUM, regnet_spec
-from keras_regnet.design.spec import (BOTTLENECK_BLOCKS, SE_RATIO, STEM_STRIDES,
-                                      STEM_TYPES)
+from keras_regnet.design.spec import SE_RATIO, STEM_STRIDES, STEM_TYPES
 
 # The paper's sampling ranges for the RegNet design space.
 PAPER_RANGES = {
@@ -46,6 +45,8 @@ CHOICE_PARAMS = ("bottleneck_ratio", "group_width")
 # Sampled uniformly (w0 on multiples of 8); wa and wm log-uniformly.
 INT_PARAMS = ("depth", "w0")
 BUDGET_METRICS = ("flops", "params")
+# The paper's spaces have X blocks, or Y blocks (X with SE of `SE_RATIO`).
+SEARCH_BLOCKS = ("x", "y")
 # Draws before a budget is declared impossible; about 2 s.
 MAX_DRAWS = 10000
 # Keras Tuner maps log-scaled floats through exp(log(x)), which can land an
@@ -151,7 +152,7 @@ class DesignSpace:
 
     def __init__(self, *, block_type="x", stem_type="imagenet", input_size=224,
                  channels=3, classes=1000, flops=None, params=None):
-        check_choice("block_type", block_type, BOTTLENECK_BLOCKS)
+        check_choice("block_type", block_type, SEARCH_BLOCKS)
         check_choice("stem_type", stem_type, STEM_TYPES)
         for name, v in (("input_size", input_size), ("channels", channels),
                         ("classes", classes)):
