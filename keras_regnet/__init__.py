@@ -47,8 +47,8 @@ _LAZY = {
 }
 _SUBPACKAGES = ("design", "files", "models", "weights")
 
-__all__ = ["AnyNetSpec", "MODEL_NAMES", "FAMILY_NAMES", "complexity", "design_space",
-           "fit_regnet", "regnet_spec", "scale", "zoo_spec", *_LAZY]
+__all__ = ["AnyNetSpec", "MODEL_NAMES", "FAMILY_NAMES", "complexity",
+           "design_space", "fit_regnet", "regnet_spec", "scale", "zoo_spec", *_LAZY]
 
 
 def __getattr__(name):

@@ -109,3 +109,84 @@ def test_logits_equal_timm(timm, tmp_path, name):
         weights=path, input_shape=(SIZE, SIZE, 3), classes=7,
         classifier_activation=None, include_preprocessing=False)
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture()
+def hub(tmp_path, monkeypatch):
+    """A stand-in for the Hugging Face hub on 127.0.0.1, serving the folder
+    it returns; the Keras cache in a fresh folder."""
+    import functools
+    import http.server
+    import threading
+
+    from keras_regnet.weights import timm_tags
+
+    root = tmp_path / "hub"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(timm_tags, "HUB_URL", f"http://127.0.0.1:{server.server_port}/")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    (tmp_path / "keras" / "models").mkdir(parents=True)
+    yield root, server
+    server.shutdown()
+
+
+def _publish(root, repo, state):
+    from safetensors.torch import save_file
+
+    folder = root / repo / "resolve" / "main"
+    folder.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "model.safetensors"))
+
+
+def test_a_timm_tag_downloads_once_and_predicts_as_timm(timm, hub):
+    """`weights="ra3_in1k"`: timm's file from the hub, converted, at the
+    tag's input size with its preprocessing inside: timm's logits on the
+    same images; the second build reads the cache."""
+    import torch
+
+    root, server = hub
+    reference = timm.create_model("regnetv_040", pretrained=False).eval()
+    _randomize(reference, torch)
+    _publish(root, "timm/regnetv_040.ra3_in1k", reference.state_dict())
+
+    model = keras_regnet.RegNetV040(weights="ra3_in1k", classifier_activation=None)
+    assert model.input_shape == (None, 224, 224, 3)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype("float32")
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    x = ((images / 255 - mean) / std).astype("float32").transpose(0, 3, 1, 2)
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model.predict(images, verbose=0), expected,
+                               rtol=1e-4, atol=1e-4)
+    server.shutdown()  # no second download
+    again = keras_regnet.RegNetV040(weights="ra3_in1k", include_top=False, pooling="avg")
+    assert again.output_shape == (None, 1088)
+
+
+def test_tags_list_each_source_and_warn_of_non_commercial_licences(hub):
+    from keras_regnet.weights import timm_tags
+
+    listed = keras_regnet.weights.tags("RegNetY160")
+    assert [t["top1"] for t in listed] == sorted((t["top1"] for t in listed), reverse=True)
+    assert {t["tag"]: t["non_commercial"] for t in listed}["swag_ft_in1k"] is True
+    assert {t["tag"]: t["non_commercial"] for t in listed}["sw_in12k_ft_in1k"] is False
+    assert keras_regnet.weights.tags("RegNetX002") == []
+    # Never by default, and said at download.
+    assert keras_regnet.RegNetY160.__defaults__[1] == "imagenet"
+    root, _ = hub
+    tag = timm_tags.find("RegNetY160", "swag_ft_in1k")
+    folder = root / tag.repo / "resolve" / "main"
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"stand-in")
+    with pytest.warns(UserWarning, match="cc-by-nc-4.0 licence: non-commercial use only"):
+        path = timm_tags.fetch_tag(tag)
+    assert open(path, "rb").read() == b"stand-in"
+
+
+def test_an_unknown_tag_names_the_tags_there_are(nothing_built):
+    with pytest.raises(ValueError, match="a timm tag of RegNetZ040 \\(ra3_in1k\\)"):
+        keras_regnet.RegNetZ040(weights="ra4_in1k")

@@ -183,7 +183,8 @@ def search_config(args):
         if text is not None:
             values[name] = (flags.parse_choices(text, name.replace("_", "-"))
                             if name in CHOICE_FLAGS
-                            else flags.parse_range(text, name, integer=name in ("depth", "w0")))
+                            else flags.parse_range(text, name,
+                                                   integer=name in ("depth", "w0")))
     try:
         return SearchConfig(**values)
     except ValueError as e:

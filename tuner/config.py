@@ -37,7 +37,8 @@ def optimizer_range(name, value, allow_zero):
         ok = lo <= hi and (lo > 0 or (allow_zero and fixed and lo == 0))
     if not ok:
         zero = " (or 0)" if allow_zero else ""
-        raise invalid(name, value, f"a number > 0{zero} or a range `(lo, hi)` with 0 < lo <= hi")
+        raise invalid(name, value,
+                      f"a number > 0{zero} or a range `(lo, hi)` with 0 < lo <= hi")
     return lo, hi
 
 

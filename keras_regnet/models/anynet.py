@@ -18,10 +18,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 POOLINGS = (None, "avg", "max")
 
 
-def _input_shape(input_shape, include_top, min_size, required_channels):
+def _input_shape(input_shape, include_top, min_size, required_channels, default_size):
     channels_last = keras.config.image_data_format() == "channels_last"
     if input_shape is None:
-        size = 224 if include_top else None
+        size = default_size if include_top else None
         channels = required_channels or 3
         input_shape = (size, size, channels) if channels_last else (channels, size, size)
     input_shape = tuple(input_shape)
@@ -116,7 +116,8 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
     if input_tensor is not None and input_shape is None:
         input_shape = tuple(input_tensor.shape[1:])
     min_size = max(spec.total_stride, MIN_INPUT_SIZES[spec.stem_type])
-    input_shape = _input_shape(input_shape, include_top, min_size, plan.channels)
+    input_shape = _input_shape(input_shape, include_top, min_size, plan.channels,
+                               plan.input_size)
     opts = blocks.BuildOptions(padding=plan.padding, bn_momentum=bn_momentum,
                                bn_epsilon=bn_epsilon,
                                zero_init_last_bn=zero_init_last_bn,

@@ -6,20 +6,22 @@ padding and preprocessing the weights need), then `plan.load(model)`.
 
 from keras_regnet.design.zoo import MODEL_NAMES
 from keras_regnet.files import existing_file
-from keras_regnet.weights import formats, imagenet, kinds
+from keras_regnet.weights import formats, imagenet, kinds, timm_tags
 from keras_regnet.weights.conversion import convert
 from keras_regnet.weights.download import DownloadError, cache_dir, fetch
 from keras_regnet.weights.loading import assign, infer_spec
+from keras_regnet.weights.timm_tags import tags
 
 __all__ = ["WeightsPlan", "resolve", "convert", "file_spec", "fetch",
-           "cache_dir", "DownloadError", "assign", "infer_spec"]
+           "cache_dir", "DownloadError", "assign", "infer_spec", "tags"]
 
 
 class WeightsPlan:
     """What a `weights` argument needs from the model and how to load it.
 
     Attributes:
-        kind: None (random initialisation), `"imagenet"`, or the file kind
+        kind: None (random initialisation), `"imagenet"`, `"tag"` (a timm
+            weight tag), or the file kind
             (`"keras2"`, `"converted"`, `"native"`, `"safetensors"`,
             `"torch"`).
         path: the weights file, if any.
@@ -31,7 +33,7 @@ class WeightsPlan:
 
     def __init__(self, kind=None, path=None, padding="same",
                  preprocessing="rescale", channels=None, model_name=None,
-                 include_top=True):
+                 include_top=True, tag=None):
         self.kind = kind
         self.path = path
         self.padding = padding
@@ -39,12 +41,20 @@ class WeightsPlan:
         self.channels = channels
         self.model_name = model_name
         self.include_top = include_top
+        self.tag = tag
+
+    @property
+    def input_size(self):
+        """The side the weights were trained at (the default input's)."""
+        return self.tag.input_size if self.tag else 224
 
     def load(self, model):
         """Loads the weights into `model` (downloading them if needed)."""
         if self.kind is None:
             return
         path, kind = self.path, self.kind
+        if kind == "tag":
+            path, kind = timm_tags.fetch_tag(self.tag), "safetensors"
         if kind == "imagenet":
             fname, url, sha256 = imagenet.imagenet_file(
                 self.model_name, self.include_top)
@@ -65,7 +75,8 @@ def resolve(weights, model_name=None, include_top=True, classes=1000):
     is assigned.
 
     Args:
-        weights: None, `"imagenet"`, or the path to a weights file: a
+        weights: None, `"imagenet"`, a timm weight tag of the model (see
+            `keras_regnet.weights.tags(model_name)`), or the path to a weights file: a
             Keras 3 `.weights.h5`/`.keras` file, a Keras 2 RegNet `.h5`
             file, a file written by `keras_regnet.convert`, or a pycls,
             torchvision or timm checkpoint (`.safetensors`, `.pth`, `.pyth`).
@@ -92,8 +103,15 @@ def resolve(weights, model_name=None, include_top=True, classes=1000):
         _check_top(include_top, classes, 1000, "the ImageNet weights")
         return WeightsPlan("imagenet", None, channels=3, model_name=model_name,
                            include_top=include_top, **kinds.KERAS2)
-    path = existing_file(weights, "weights",
-                         "None, 'imagenet' or the path to a weights file")
+    tag = isinstance(weights, str) and timm_tags.find(model_name, weights)
+    if tag:
+        _check_top(include_top, classes, 1000, f"the {weights} weights")
+        return WeightsPlan("tag", None, channels=3, model_name=model_name,
+                           include_top=include_top, tag=tag, **kinds.PYTORCH)
+    named = [t["tag"] for t in tags(model_name)]
+    path = existing_file(weights, "weights", "None, 'imagenet', "
+                         + (f"a timm tag of {model_name} ({', '.join(named)}), "
+                            if named else "") + "or the path to a weights file")
     kind = formats.file_kind(path)
     entry = kinds.KINDS[kind]
     found = entry.summary(path, model_name)

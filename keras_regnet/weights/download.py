@@ -57,7 +57,8 @@ def fetch(url, fname, sha256, directory=None, timeout=60, deadline=None):
     Args:
         url: where to download the file from.
         fname: file name in the cache directory.
-        sha256: expected SHA-256 hex digest.
+        sha256: expected SHA-256 hex digest, or None for a file published
+            without one (timm's tags): it is then checked when it is read.
         directory: cache directory; defaults to `cache_dir()`.
         timeout: socket timeout in seconds (connecting, and each wait for
             data).
@@ -75,10 +76,11 @@ def fetch(url, fname, sha256, directory=None, timeout=60, deadline=None):
             fname in ("", ".", "..")):
         raise invalid("fname", fname, "a file name without folders, e.g. "
                                       "'regnetx002.h5'")
-    if not (isinstance(sha256, str) and len(sha256) == 64
+    if sha256 is not None and not (
+            isinstance(sha256, str) and len(sha256) == 64
             and all(c in "0123456789abcdef" for c in sha256.lower())):
-        raise invalid("sha256", sha256, "64 hex digits")
-    sha256 = sha256.lower()
+        raise invalid("sha256", sha256, "64 hex digits or None")
+    sha256 = sha256 and sha256.lower()
     if not _seconds(timeout):
         raise invalid("timeout", timeout, "a number of seconds > 0")
     if deadline is not None and not _seconds(deadline):
@@ -88,13 +90,13 @@ def fetch(url, fname, sha256, directory=None, timeout=60, deadline=None):
         raise invalid("directory", directory, "an existing folder, or None for the "
                                               "Keras cache")
     target = os.path.join(directory, fname)
-    if os.path.isfile(target) and sha256_of(target) == sha256:
+    if os.path.isfile(target) and sha256 in (None, sha256_of(target)):
         return target
     try:
         with atomic_path(target, argument="fname", cached=True) as tmp:
             with open(tmp, "wb") as out:
                 digest = _download(url, out, timeout, deadline)
-            if digest != sha256:
+            if sha256 is not None and digest != sha256:
                 raise DownloadError(
                     f"The download of {fname} from {url} is corrupted: its "
                     f"SHA-256 is {digest}, expected {sha256}. Nothing was "
@@ -105,11 +107,12 @@ def fetch(url, fname, sha256, directory=None, timeout=60, deadline=None):
         if isinstance(e, DownloadError):
             raise
         reason = getattr(e, "reason", None) or e
+        check = f", check that its SHA-256 is {sha256}," if sha256 else ""
         raise DownloadError(
             f"Could not download {fname} from {url} ({reason}). If this "
-            f"machine is offline, download {url} elsewhere, check that its "
-            f"SHA-256 is {sha256}, and either pass its path as "
-            f"`weights='/path/to/{fname}'` or copy it to {target}.") from e
+            f"machine is offline, download {url} elsewhere{check} and either "
+            f"pass its path as `weights='/path/to/{fname}'` or copy it to "
+            f"{target}.") from e
 
 
 def _seconds(value):
