@@ -188,5 +188,5 @@ def test_tags_list_each_source_and_warn_of_non_commercial_licences(hub):
 
 
 def test_an_unknown_tag_names_the_tags_there_are(nothing_built):
-    with pytest.raises(ValueError, match="a timm tag of RegNetZ040 \\(ra3_in1k\\)"):
+    with pytest.raises(ValueError, match="a timm tag of RegNetZ040 \\(ra3_in1k\\) or the path"):
         keras_regnet.RegNetZ040(weights="ra4_in1k")

@@ -488,3 +488,17 @@ def test_a_folder_holding_only_a_killed_writers_temporary_is_empty(tmp_path):
     (out / f".search.json.tmp.{socket.gethostname()}.{os.getpid()}.abcd1234").mkdir()
     with pytest.raises(ValueError, match="is not empty and holds no search"):
         folder.check_out(str(out), SearchConfig(), resume=False)
+
+
+def test_resume_rebuilds_a_damaged_trials_csv(finished_search, tmp_path, capsys):
+    """trials.csv is a view of the oracle's state: cut short, --resume
+    writes it again whole from the trials' own files."""
+    flags, finished = finished_search
+    out = str(tmp_path / "run")
+    shutil.copytree(finished, out)
+    path = os.path.join(out, "trials.csv")
+    before = read_trials_csv(path)
+    text = open(path).read()
+    open(path, "w").write(text[: len(text) // 2])
+    assert cli.main([*flags, "--out", out, "--resume"]) == 0
+    assert read_trials_csv(path) == before

@@ -98,7 +98,7 @@ def test_kill_9_at_random_instants_then_resume_finishes(tmp_path):
             proc = _start(out, resume)
             resume = True
             try:
-                outputs.append(proc.communicate(timeout=rng.uniform(0.5, 12.0))[0])
+                outputs.append(proc.communicate(timeout=rng.uniform(0.5, 9.0))[0])
             except subprocess.TimeoutExpired:
                 proc.kill()
                 outputs.append(proc.communicate()[0])

@@ -377,7 +377,7 @@ def test_bad_file_spec_arguments(files, tmp_path):
     (dict(fname="a/b.h5"), ["`fname`", "'a/b.h5'", "without folders"]),
     (dict(fname=""), ["`fname`", "''"]),
     (dict(sha256="xyz"), ["`sha256`", "'xyz'", "64 hex digits"]),
-    (dict(sha256=None), ["`sha256`", "None"]),
+    (dict(sha256=7), ["`sha256`", "7", "64 hex digits or None"]),
     (dict(timeout=True), ["`timeout`", "True", "> 0"]),
     (dict(timeout=0), ["`timeout`", "0", "> 0"]),
     (dict(deadline=0), ["`deadline`", "0", "> 0, or None"]),

@@ -109,9 +109,9 @@ def resolve(weights, model_name=None, include_top=True, classes=1000):
         return WeightsPlan("tag", None, channels=3, model_name=model_name,
                            include_top=include_top, tag=tag, **kinds.PYTORCH)
     named = [t["tag"] for t in tags(model_name)]
-    path = existing_file(weights, "weights", "None, 'imagenet', "
-                         + (f"a timm tag of {model_name} ({', '.join(named)}), "
-                            if named else "") + "or the path to a weights file")
+    path = existing_file(weights, "weights", "None, 'imagenet'"
+                         + (f", a timm tag of {model_name} ({', '.join(named)})"
+                            if named else "") + " or the path to a weights file")
     kind = formats.file_kind(path)
     entry = kinds.KINDS[kind]
     found = entry.summary(path, model_name)
