@@ -14,7 +14,7 @@ import warnings
 from keras_regnet.design.spaces import SPACE_NAMES
 from keras_regnet.files import check_target, os_error_text
 from tuner import flags, folder
-from tuner.config import DEFAULT_ADDRESS, REGNET_RANGES, SearchConfig
+from tuner.config import BLOCKS, DEFAULT_ADDRESS, REGNET_RANGES, TUNERS, SearchConfig
 from tuner.errors import DamagedRun, SearchStopped
 from tuner.stopping import SIGNALS, raise_if_stopped, stop_on_signals
 
@@ -50,16 +50,17 @@ def build_parser():
         description="Searches a design space inside a compute budget: every "
                     "trial trains one model; --out gets trials.csv, plots and "
                     "the best model. Numbers take the suffixes K, M, G.")
-    s.add_argument("--space", default="regnet", choices=SPACE_NAMES,
+    s.add_argument("--space", default=str(DEFAULTS.space), choices=SPACE_NAMES,
                    help="design space: the six-parameter RegNet space, or an "
                         "AnyNetX space of the paper's progression (A: 16 free "
                         "per-stage parameters ... E: shared b and g, widths "
                         "and depths non-decreasing) (default: %(default)s)")
-    s.add_argument("--dataset", default="digits",
+    s.add_argument("--dataset", default=str(DEFAULTS.dataset),
                    help="'digits' (bundled scikit-learn digits, offline), a "
                         "TensorFlow Datasets name, or a folder with one "
                         "sub-folder of images per class (default: %(default)s)")
-    s.add_argument("--block", default="X", choices=["X", "Y", "x", "y"],
+    s.add_argument("--block", default=DEFAULTS.block,
+                   choices=[*BLOCKS, *map(str.lower, BLOCKS)],
                    help="X blocks, or Y blocks (X with squeeze-and-excitation, "
                         "ratio 0.25) (default: %(default)s)")
     s.add_argument("--flops", default="-20M",
@@ -77,20 +78,20 @@ def build_parser():
         s.add_argument(f"--{flag.replace('_', '-')}", default=None,
                        help=f"{what}; --space regnet only (default: "
                             f"{_shown(flag, REGNET_RANGES[flag])}, the paper's)")
-    s.add_argument("--learning-rate", default="0.1",
+    s.add_argument("--learning-rate", default=str(DEFAULTS.learning_rate),
                    help="SGD learning rate, fixed or LO-HI (log-scaled) "
                         "(default: %(default)s)")
-    s.add_argument("--weight-decay", default="5e-5",
+    s.add_argument("--weight-decay", default=str(DEFAULTS.weight_decay),
                    help="weight decay, fixed or LO-HI (default: %(default)s)")
-    s.add_argument("--tuner", default="random", choices=["random", "bayes", "hyperband"],
+    s.add_argument("--tuner", default=DEFAULTS.tuner, choices=TUNERS,
                    help="random search, Bayesian optimisation (Gaussian process) "
                         "or Hyperband (default: %(default)s)")
-    s.add_argument("--max-trials", default="10",
+    s.add_argument("--max-trials", default=str(DEFAULTS.max_trials),
                    help="models to train (Hyperband: at most) (default: %(default)s)")
-    s.add_argument("--epochs", default="3",
+    s.add_argument("--epochs", default=str(DEFAULTS.epochs),
                    help="epochs per trial (Hyperband: the most per model) "
                         "(default: %(default)s)")
-    s.add_argument("--batch-size", default="32",
+    s.add_argument("--batch-size", default=str(DEFAULTS.batch_size),
                    help="training and validation batch size (default: %(default)s)")
     s.add_argument("--image-size", default=None,
                    help="training image side (default: 32 for digits, the "
@@ -105,29 +106,28 @@ def build_parser():
     s.add_argument("--resume", action="store_true",
                    help="continue the search in --out with the same flags, "
                         "keeping completed trials")
-    s.add_argument("--seed", default="0",
+    s.add_argument("--seed", default=str(DEFAULTS.seed),
                    help="seed of the configurations drawn, the data order and "
                         "the initial weights (default: %(default)s)")
     s.add_argument("--mixed-precision", action="store_true",
                    help="mixed_float16 on GPU, mixed_bfloat16 on CPU")
     s.add_argument("--jit-compile", action="store_true", help="XLA-compile training")
-    s.add_argument("--workers", default="0",
+    s.add_argument("--workers", default=str(DEFAULTS.workers),
                    help="local worker processes (0: train in this process) "
                         "(default: %(default)s)")
-    s.add_argument("--trials-per-worker", default="10",
+    s.add_argument("--trials-per-worker", default=str(DEFAULTS.trials_per_worker),
                    help="trials before a worker process is replaced "
                         "(default: %(default)s)")
     s.add_argument("--oracle-address", default=DEFAULT_ADDRESS,
                    help="HOST:PORT the chief serves on with --workers (port 0: a "
                         "free one); use 0.0.0.0:PORT for workers on other "
                         "machines (default: %(default)s)")
-    s.add_argument("--max-failures", default="3",
+    s.add_argument("--max-failures", default=str(DEFAULTS.max_failures),
                    help="consecutive failed trials that stop the search; 0 "
                         "never stops (default: %(default)s)")
-    s.add_argument("--verbose", default="1", choices=["0", "1", "2"],
-                   help="0: one line per trial; 1: and Keras' progress bar; "
-                        "2: one line per epoch, and TensorFlow's own log "
-                        "messages (default: %(default)s)")
+    s.add_argument("--verbose", default=str(DEFAULTS.verbose), choices=["0", "1", "2"],
+                   help="0: one line per trial; 1: and Keras' progress bar; 2: one line "
+                        "per epoch, and TensorFlow's own log messages (default: %(default)s)")
 
     # Numbers are parsed in check_report, so that a bad value is one line.
     r = sub.add_parser("report", help="rebuild plots and print a summary of runs",

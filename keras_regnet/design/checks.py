@@ -51,8 +51,8 @@ def check_real(name, value, above=0.0, high=math.inf):
 
 def check_choice(name, value, allowed):
     """One of `allowed`."""
-    check(isinstance(value, str) == all(isinstance(a, str) for a in allowed)
-          and value in allowed, name, value, f"one of {tuple(allowed)}")
+    check(not isinstance(value, bool) and value in allowed, name, value,
+          f"one of {tuple(allowed)}")
 
 
 def normalize_range(name, value, limits, *, integer=False, quantum=None,
