@@ -273,6 +273,7 @@ def _compare_with_keras_conv():
     except Exception:  # noqa: BLE001 - any failure means "not usable here"
         return False
     reference = forward_and_grads(
-        lambda x, k: ops.conv(x, k, strides=2, padding="same"))
+        lambda x, k: ops.conv(x, k, strides=2, padding="same",
+                              data_format="channels_last"))
     return all(np.allclose(a.numpy(), np.asarray(b), rtol=1e-4, atol=1e-3)
                for a, b in zip(native, reference))

@@ -125,22 +125,3 @@ def test_the_value_shown_is_the_one_given():
         _regnet(wa=math.inf)
     with pytest.raises(ValueError, match=r"Invalid `depth`: 1000000000\."):
         _regnet(depth=10**9)
-
-
-def test_channels_first_is_refused_at_build_where_it_cannot_run(nothing_built):
-    """TensorFlow has channels_first convolutions only on a GPU; elsewhere
-    the model must be refused when built, not fail at its first call."""
-    import tensorflow as tf
-
-    cannot = (keras.backend.backend() == "tensorflow"
-              and not tf.config.list_physical_devices("GPU"))
-    keras.config.set_image_data_format("channels_first")
-    try:
-        if cannot:
-            with pytest.raises(ValueError, match="'channels_first'.*channels_last"):
-                _model(input_shape=(3, 64, 64), include_top=False)
-        else:
-            with pytest.raises(AssertionError, match="a model was built"):
-                _model(input_shape=(3, 64, 64), include_top=False)
-    finally:
-        keras.config.set_image_data_format("channels_last")

@@ -16,6 +16,9 @@ from keras_regnet.models import blocks
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 POOLINGS = (None, "avg", "max")
+# A channels-first model computes channels-last (see `blocks.DATA_FORMAT`)
+# after this transpose of its input.
+TO_CHANNELS_LAST = "to_channels_last"
 
 
 def _input_shape(input_shape, include_top, min_size, required_channels, default_size):
@@ -48,22 +51,6 @@ def _input_shape(input_shape, include_top, min_size, required_channels, default_
     return input_shape
 
 
-def _check_data_format():
-    """TensorFlow has no channels_first convolutions on a CPU: refuse now
-    rather than fail at the first call."""
-    if (keras.config.image_data_format() == "channels_first"
-            and keras.backend.backend() == "tensorflow"):
-        import tensorflow as tf
-
-        if not tf.config.list_physical_devices("GPU"):
-            raise ValueError(
-                "Invalid image data format: 'channels_first' (from "
-                "`keras.config.image_data_format()`). TensorFlow runs "
-                "channels_first convolutions only on a GPU and none is "
-                "visible; use 'channels_last' (the default), a GPU, or the "
-                "JAX or torch backend.")
-
-
 def build(spec, *, include_top=True, weights=None, input_tensor=None,
           input_shape=None, pooling=None, classes=1000,
           classifier_activation="softmax", include_preprocessing=True,
@@ -86,7 +73,6 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
     check(is_real(bn_momentum) and 0 <= bn_momentum < 1, "bn_momentum",
            bn_momentum, "a number in [0, 1)")
     check_real("bn_epsilon", bn_epsilon, high=1.0)
-    _check_data_format()
     if include_top:
         try:
             keras.activations.get(classifier_activation)
@@ -133,12 +119,15 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
         inputs = layers.Input(tensor=input_tensor, shape=input_shape)
     else:
         inputs = input_tensor
+    channels_first = keras.config.image_data_format() == "channels_first"
     x = inputs
+    if channels_first:
+        x = layers.Permute((2, 3, 1), name=TO_CHANNELS_LAST)(x)
     if include_preprocessing:
         x = layers.Rescaling(1.0 / 255, name="rescaling")(x)
         if plan.preprocessing == "imagenet":
             x = layers.Normalization(
-                axis=opts.channel_axis, mean=IMAGENET_MEAN,
+                axis=blocks.CHANNEL_AXIS, mean=IMAGENET_MEAN,
                 variance=[s**2 for s in IMAGENET_STD], name="normalization")(x)
     x = blocks.stem(x, spec, opts)
     num_blocks = sum(spec.depths)
@@ -150,6 +139,8 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
                         drop_rate=drop)
     x = blocks.head(x, spec, opts, include_top, pooling, classes,
                     classifier_activation)
+    if channels_first and len(x.shape) == 4:
+        x = layers.Permute((3, 1, 2), name="to_channels_first")(x)
     if input_tensor is not None:
         inputs = keras.utils.get_source_inputs(input_tensor)
     model = keras.Model(inputs, x, name=name)
@@ -245,4 +236,8 @@ def feature_model(model):
             f"Invalid `model`: {model.name!r} has no stage outputs named "
             "'s<stage>_b<block>_out'. Expected a keras_regnet model.")
     outputs = [last[s][1] for s in sorted(last)]
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+    if any(layer.name == TO_CHANNELS_LAST for layer in model.layers):
+        outputs = [layers.Permute((3, 1, 2), name=f"s{s}_channels_first")(x)
+                   for s, x in zip(sorted(last), outputs)]
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, outputs, name=f"{model.name}_features")

@@ -39,9 +39,12 @@ class BuildOptions:
     activation: str = "relu"
     downsample: str = "conv"
 
-    @property
-    def channel_axis(self):
-        return -1 if keras.config.image_data_format() == "channels_last" else 1
+
+# The builders compute channels-last whatever `keras.config.image_data_format()`
+# says (TensorFlow has no channels-first convolution on a CPU); a channels-first
+# model transposes at its edges (`keras_regnet.models.anynet`).
+DATA_FORMAT = "channels_last"
+CHANNEL_AXIS = -1
 
 
 def conv_init():
@@ -75,17 +78,18 @@ def conv(x, filters, kernel_size, opts, name, stride=1, groups=1):
     """Conv (no bias), named `{name}_conv`."""
     padding = "same"
     if kernel_size > 1 and stride > 1 and opts.padding == "symmetric":
-        x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
+        x = layers.ZeroPadding2D(kernel_size // 2, data_format=DATA_FORMAT,
+                                 name=f"{name}_pad")(x)
         padding = "valid"
     return NativeConv2D(filters, kernel_size, strides=stride, padding=padding,
-                        groups=groups, use_bias=False,
+                        groups=groups, use_bias=False, data_format=DATA_FORMAT,
                         kernel_initializer=conv_init(), name=f"{name}_conv")(x)
 
 
 def batch_norm(x, opts, name, last=False):
     """BN named `{name}_bn`; `last`: the last of a residual branch."""
     return FusedBatchNormalization(
-        axis=opts.channel_axis, momentum=opts.bn_momentum,
+        axis=CHANNEL_AXIS, momentum=opts.bn_momentum,
         epsilon=opts.bn_epsilon,
         gamma_initializer="zeros" if last and opts.zero_init_last_bn else "ones",
         name=f"{name}_bn")(x)
@@ -108,12 +112,13 @@ def stem(x, spec, opts):
 
 
 def squeeze_excite(x, w_b, w_se, opts, name):
-    s = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_se_pool")(x)
+    s = layers.GlobalAveragePooling2D(keepdims=True, data_format=DATA_FORMAT,
+                                      name=f"{name}_se_pool")(x)
     s = layers.Conv2D(w_se, 1, kernel_initializer=conv_init(),
-                      name=f"{name}_se_reduce")(s)
+                      data_format=DATA_FORMAT, name=f"{name}_se_reduce")(s)
     s = PLAIN_ACTIVATIONS[opts.activation](name=f"{name}_se_{opts.activation}")(s)
     s = layers.Conv2D(w_b, 1, kernel_initializer=conv_init(),
-                      name=f"{name}_se_expand")(s)
+                      data_format=DATA_FORMAT, name=f"{name}_se_expand")(s)
     s = layers.Activation("sigmoid", name=f"{name}_se_sigmoid")(s)
     return layers.Multiply(name=f"{name}_se_scale")([x, s])
 
@@ -126,7 +131,8 @@ def projection(x, w_in, w_out, stride, opts, name, bn=True):
     if opts.downsample == "avg" and stride > 1:
         # TensorFlow's "same" average pool leaves the padding out of the mean,
         # as PyTorch's ceil_mode with count_include_pad=False does.
-        x = layers.AveragePooling2D(2, 2, padding="same", name=f"{name}_proj_pool")(x)
+        x = layers.AveragePooling2D(2, 2, padding="same", data_format=DATA_FORMAT,
+                                    name=f"{name}_proj_pool")(x)
         stride = 1
     if not bn:
         return conv(x, w_out, 1, opts, f"{name}_proj", stride=stride)
@@ -218,14 +224,14 @@ def head(x, spec, opts, include_top, pooling, classes, classifier_activation):
     elif spec.final_activation:
         x = activate(x, opts, "final")
     if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = layers.GlobalAveragePooling2D(data_format=DATA_FORMAT, name="avg_pool")(x)
         # Outputs stay float32 under mixed precision.
         dtype = "float32" if keras.config.dtype_policy().name.startswith("mixed") else None
         return layers.Dense(classes, activation=classifier_activation,
                             kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
                             dtype=dtype, name="predictions")(x)
     if pooling == "avg":
-        return layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        return layers.GlobalAveragePooling2D(data_format=DATA_FORMAT, name="avg_pool")(x)
     if pooling == "max":
-        return layers.GlobalMaxPooling2D(name="max_pool")(x)
+        return layers.GlobalMaxPooling2D(data_format=DATA_FORMAT, name="max_pool")(x)
     return x
