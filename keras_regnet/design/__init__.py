@@ -7,7 +7,7 @@ from keras_regnet.design.regnet import (make_compatible, quantized_linear,
                                         validate_regnet_params)
 from keras_regnet.design.sampling import (DesignSpace, HyperParameter,
                                           RegNetDesignSpace)
-from keras_regnet.design.scaling import STRATEGIES, Scaled, scale
+from keras_regnet.design.scaling import STRATEGIES, Scaled, scale, scaling_exponents
 from keras_regnet.design.spaces import (SPACE_NAMES, AnyNetXADesignSpace,
                                         AnyNetXBDesignSpace,
                                         AnyNetXCDesignSpace,

@@ -1,5 +1,7 @@
 """The RegNet rule: six numbers -> per-stage widths and depths (paper, sec. 4)."""
 
+import math
+
 import numpy as np
 
 from keras_regnet.design.checks import check, check_int, check_real
@@ -55,19 +57,23 @@ def stages_from_blocks(block_widths):
 
 
 def make_compatible(widths, bottleneck_ratios, group_widths):
-    """Makes each stage's widths agree with its group width.
+    """Makes each stage's widths agree with its group width, as pycls does.
 
     The group width is capped at the bottleneck width, and the bottleneck
-    width rounded to a multiple of the group width; the stage width follows.
+    width rounded to a multiple of the group width (of the least common
+    multiple of the group width and the expansion 1/b, for an inverted
+    bottleneck b < 1, so that the stage width stays whole); the stage
+    width follows.
 
     Returns:
         `(widths, group_widths)` as lists of ints.
     """
     out_w, out_g = [], []
     for w, b, g in zip(widths, bottleneck_ratios, group_widths):
-        w_b = int(w / b)
+        w_b = max(1, int(w / b))
         g = min(g, w_b)
-        w_b = int(round(w_b / g) * g)
+        m = math.lcm(g, round(1 / b)) if b < 1 else g
+        w_b = max(m, int(round(w_b / m) * m))
         out_w.append(int(w_b * b))
         out_g.append(g)
     return out_w, out_g
