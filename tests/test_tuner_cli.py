@@ -53,6 +53,33 @@ def test_configuration_that_crashes_onednn_avx512_trains(tmp_path):
     assert [r["status"] for r in _rows(out)] == ["COMPLETED"]
 
 
+def test_search_with_z_blocks(tmp_path):
+    """`--block Z` searches RegNets of RegNetZ's blocks (inverted bottleneck
+    b in 0.25, 0.5, 1; SE; SiLU), with the float b choices through Keras
+    Tuner, trials.csv and the exported model."""
+    import keras_regnet
+
+    out = str(tmp_path / "run")
+    _run("search", "--out", out, "--block", "Z", *TINY, "--max-trials", "3",
+         "--epochs", "1", "--seed", "1")
+    rows = _rows(out)
+    assert [r["status"] for r in rows] == ["COMPLETED"] * 3
+    assert {r["bottleneck_ratio"] for r in rows} <= {0.25, 0.5, 1}
+    assert any(r["bottleneck_ratio"] < 1 for r in rows)
+    best = min(rows, key=lambda r: r["error"])
+    model = keras_regnet.load_model(os.path.join(out, folder.BEST_KERAS))
+    widths = [layer.filters for layer in model.layers
+              if layer.name.endswith("_b_conv")]
+    last = [layer.filters for layer in model.layers if layer.name.endswith("_c_conv")]
+    # The 3x3 runs at the expanded width w / b of each block's stage.
+    assert [w / c for w, c in zip(widths, last)] == [1 / best["bottleneck_ratio"]] * len(widths)
+    assert any(layer.name.endswith("_se_reduce") for layer in model.layers)
+    assert any(layer.name.endswith("_silu") for layer in model.layers)
+    with pytest.raises(AssertionError, match="Z blocks: the regnet space"):
+        _run("search", "--out", str(tmp_path / "x"), "--block", "Z", "--space",
+             "anynetx_b")
+
+
 def test_search_on_the_torch_backend(tmp_path):
     """Keras' torch backend: the header names it, TensorFlow's start-up lines
     stay hidden although the data pipeline loads it, and the best model is

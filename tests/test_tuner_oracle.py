@@ -8,7 +8,7 @@ import os
 import keras
 import pytest
 
-from tuner import RegNetHyperModel, build_tuner
+from tuner import AnyNetHyperModel, RegNetHyperModel, build_tuner
 from tuner.oracle import TrialStatus
 
 # A budget that rejects most of the paper's space at 32x32 (CIFAR stem).
@@ -125,8 +125,12 @@ def test_bad_hypermodel_arguments_fail_before_any_trial():
         RegNetHyperModel((16, 16, 3), 10, stem_type="imagenet")
     with pytest.raises(ValueError, match="`learning_rate`"):
         RegNetHyperModel((32, 32, 3), 10, learning_rate=(0.5, 0.1))
-    with pytest.raises(ValueError, match="`block`"):
-        RegNetHyperModel((32, 32, 3), 10, block="Z")
+    with pytest.raises(ValueError, match="`block`: 'W'. Expected one of .'X', 'Y', 'Z'"):
+        RegNetHyperModel((32, 32, 3), 10, block="W")
+    with pytest.raises(ValueError, match=r"`block`: 'Z'. Expected one of \('X', 'Y'\)\.$"):
+        AnyNetHyperModel((32, 32, 3), 10, block="Z")
+    with pytest.raises(ValueError, match="`bottleneck_ratio`"):
+        RegNetHyperModel((32, 32, 3), 10, block="Z", bottleneck_ratio=2)
 
 
 def test_consecutive_failures_stop_the_search(tmp_path):

@@ -61,8 +61,8 @@ def build_parser():
                         "sub-folder of images per class (default: %(default)s)")
     s.add_argument("--block", default=DEFAULTS.block,
                    choices=[*BLOCKS, *map(str.lower, BLOCKS)],
-                   help="X blocks, or Y blocks (X with squeeze-and-excitation, "
-                        "ratio 0.25) (default: %(default)s)")
+                   help="X, Y (X with squeeze-and-excitation) or, in the regnet "
+                        "space, Z (RegNetZ) blocks (default: %(default)s)")
     s.add_argument("--flops", default="-20M",
                    help="budget LO-HI in multiply-adds at --image-size "
                         "(e.g. 200M-400M; LO- or -HI for one end, 'none' for "
@@ -73,7 +73,7 @@ def build_parser():
                        ("w0", "w0: LO-HI (multiples of 8) or fixed"),
                        ("wa", "wa: LO-HI (log-scaled) or fixed"),
                        ("wm", "wm: LO-HI (log-scaled) or fixed"),
-                       ("bottleneck_ratio", "b: allowed values"),
+                       ("bottleneck_ratio", "b: allowed values (Z blocks: 0.25,0.5,1)"),
                        ("group_width", "g: allowed values")):
         s.add_argument(f"--{flag.replace('_', '-')}", default=None,
                        help=f"{what}; --space regnet only (default: "
@@ -180,11 +180,11 @@ def search_config(args):
             "trials_per_worker", "max_failures", "keep_checkpoints")}}
     for name in REGNET_RANGES:
         text = getattr(args, name)
-        if text is not None:
-            values[name] = (flags.parse_choices(text, name.replace("_", "-"))
-                            if name in CHOICE_FLAGS
-                            else flags.parse_range(text, name,
-                                                   integer=name in ("depth", "w0")))
+        if text is not None and name in CHOICE_FLAGS:
+            values[name] = flags.parse_choices(text, name.replace("_", "-"),
+                                               integer=name == "group_width")
+        elif text is not None:
+            values[name] = flags.parse_range(text, name, integer=name in ("depth", "w0"))
     try:
         return SearchConfig(**values)
     except ValueError as e:

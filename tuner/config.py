@@ -8,6 +8,7 @@ import dataclasses
 from typing import Optional, Tuple, Union
 
 from keras_regnet.design.checks import check, check_choice, check_int, invalid, is_number
+from keras_regnet.design.sampling import Z_BOTTLENECK_RATIOS
 from keras_regnet.design.spaces import SPACE_NAMES
 
 Range = Union[float, Tuple[Optional[float], Optional[float]]]
@@ -21,7 +22,7 @@ IDENTITY = ("space", "dataset", "image_size", "block", *REGNET_RANGES, "flops",
             "params", "learning_rate", "weight_decay", "tuner", "epochs",
             "batch_size", "seed", "mixed_precision", "jit_compile", "max_failures")
 TUNERS = ("random", "bayes", "hyperband")
-BLOCKS = ("X", "Y")
+BLOCKS = ("X", "Y", "Z")
 DEFAULT_ADDRESS = "127.0.0.1:0"
 MAX_WORKERS = 256
 MAX_IMAGE_SIZE = 2048
@@ -52,12 +53,14 @@ class SearchConfig:
         dataset: `"digits"` (bundled, offline), a TensorFlow Datasets name,
             or a folder with one sub-folder of images per class.
         image_size: training image side; None: the dataset's default.
-        block: `"X"` or `"Y"` (X with squeeze-and-excitation).
+        block: `"X"`, `"Y"` (X with squeeze-and-excitation) or, in the
+            RegNet space, `"Z"` (RegNetZ's inverted bottleneck, SE, SiLU).
         flops, params: the budget, `(lo, hi)` (either end may be None) or
             None.
         depth, w0, wa, wm: a fixed value or `(lo, hi)`; bottleneck_ratio,
             group_width: the allowed values. RegNet space only (None
-            elsewhere; None in the RegNet space: the paper's ranges).
+            elsewhere; None in the RegNet space: the paper's ranges, and
+            b in (0.25, 0.5, 1) for Z blocks).
         learning_rate, weight_decay: a fixed value or a `(lo, hi)` log range.
         tuner: `"random"`, `"bayes"` or `"hyperband"`.
         max_trials, epochs, batch_size, seed: as in Keras Tuner.
@@ -81,7 +84,7 @@ class SearchConfig:
     w0: Optional[Range] = None
     wa: Optional[Range] = None
     wm: Optional[Range] = None
-    bottleneck_ratio: Optional[Union[int, Tuple[int, ...]]] = None
+    bottleneck_ratio: Optional[Union[float, Tuple[float, ...]]] = None
     group_width: Optional[Union[int, Tuple[int, ...]]] = None
     learning_rate: Range = 0.1
     weight_decay: Range = 5e-5
@@ -113,10 +116,15 @@ class SearchConfig:
                           "no value (leave it out): it narrows the RegNet space; "
                           f"the {self.space} space has per-stage depths, widths, "
                           "b and g")
+        if self.space != "regnet" and self.block == "Z":
+            raise invalid("block", self.block,
+                          f"'X' or 'Y' in the {self.space} space (Z blocks: "
+                          "the regnet space)")
         if self.space == "regnet":
             for name, paper in REGNET_RANGES.items():
                 if getattr(self, name) is None:
-                    setattr(self, name, paper)
+                    setattr(self, name, Z_BOTTLENECK_RATIOS
+                            if self.block == "Z" and name == "bottleneck_ratio" else paper)
         for name in ("flops", "params", *REGNET_RANGES, "learning_rate",
                      "weight_decay"):
             value = getattr(self, name)

@@ -49,9 +49,10 @@ def in_user_words(error, flags):
                       f"{flags[m.group(1)]!r}. {expected}")
 
 
-def parse_choices(text, name):
-    """`"1,2,4"` -> `[1, 2, 4]`; `"8"` -> `8`."""
-    values = [number(p, name, integer=True) for p in text.split(",")]
+def parse_choices(text, name, integer=True):
+    """`"1,2,4"` -> `[1, 2, 4]`; `"8"` -> `8`; `"0.25,0.5"` with
+    `integer=False` -> `[0.25, 0.5]`."""
+    values = [number(p, name, integer=integer) for p in text.split(",")]
     return values[0] if len(values) == 1 else values
 
 

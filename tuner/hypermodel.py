@@ -10,7 +10,7 @@ import numpy as np
 
 import keras_regnet
 from keras_regnet.design.checks import invalid
-from keras_regnet.design.sampling import PAPER_RANGES, RegNetDesignSpace
+from keras_regnet.design.sampling import PAPER_RANGES, SEARCH_BLOCKS, RegNetDesignSpace
 from keras_regnet.design.spaces import SPACE_NAMES, design_space
 from keras_regnet.design.spec import (MAX_CLASSES, MAX_INPUT_SIZE, MIN_INPUT_SIZES,
                                       STEM_TYPES)
@@ -196,7 +196,7 @@ class DesignSpaceHyperModel(keras_tuner.HyperModel):
         return history
 
 
-def _check_input(input_shape, classes, block, stem_type):
+def _check_input(input_shape, classes, block, stem_type, blocks):
     """Validates the arguments every hypermodel takes; returns the stem."""
     if not (isinstance(input_shape, (tuple, list)) and len(input_shape) == 3
             and all(isinstance(v, int) and not isinstance(v, bool)
@@ -207,8 +207,8 @@ def _check_input(input_shape, classes, block, stem_type):
     if not (isinstance(classes, int) and not isinstance(classes, bool)
             and 2 <= classes <= MAX_CLASSES):
         raise invalid("classes", classes, f"an integer in [2, {MAX_CLASSES}]")
-    if str(block).upper() not in ("X", "Y"):
-        raise invalid("block", block, "'X' or 'Y'")
+    if str(block).lower() not in blocks:
+        raise invalid("block", block, f"one of {tuple(b.upper() for b in blocks)}")
     if stem_type is None:
         stem_type = "cifar" if input_shape[0] < CIFAR_STEM_BELOW else "imagenet"
     if stem_type not in STEM_TYPES:
@@ -242,23 +242,25 @@ class RegNetHyperModel(DesignSpaceHyperModel):
     Args:
         input_shape: `(height, width, channels)` with height == width.
         classes: number of classes.
-        block: `"X"` (RegNetX) or `"Y"` (RegNetY, squeeze-and-excitation
-            with ratio 0.25).
+        block: `"X"` (RegNetX), `"Y"` (RegNetY, squeeze-and-excitation
+            with ratio 0.25) or `"Z"` (RegNetZ: inverted bottleneck, SE and
+            SiLU).
         depth: fixed value or `(lo, hi)`; default `(12, 28)`.
         w0: fixed value or `(lo, hi)`, multiples of 8; default `(8, 256)`.
         wa: fixed value or `(lo, hi)`, log-scaled; default `(8, 256)`.
         wm: fixed value or `(lo, hi)`, log-scaled; default `(1.5, 3)`.
-        bottleneck_ratio: fixed value or list from `(1, 2, 4)`.
+        bottleneck_ratio: fixed value or list from `(1, 2, 4)`; for Z
+            blocks, from `(0.25, 0.5, 1)` (expansion 4, 2, 1).
         group_width: fixed value or list from `(1, 2, 4, 8, 16, 32)`.{common}
     """
 
     def __init__(self, input_shape=(224, 224, 3), classes=1000, block="X", *,
                  depth=PAPER_RANGES["depth"], w0=PAPER_RANGES["w0"],
                  wa=PAPER_RANGES["wa"], wm=PAPER_RANGES["wm"],
-                 bottleneck_ratio=PAPER_RANGES["bottleneck_ratio"],
-                 group_width=PAPER_RANGES["group_width"], flops=None,
-                 params=None, stem_type=None, name=None, **kwargs):
-        stem_type = _check_input(input_shape, classes, block, stem_type)
+                 bottleneck_ratio=None, group_width=PAPER_RANGES["group_width"],
+                 flops=None, params=None, stem_type=None, name=None, **kwargs):
+        stem_type = _check_input(input_shape, classes, block, stem_type,
+                                 RegNetDesignSpace.block_types)
         self.block = str(block).upper()
         space = RegNetDesignSpace(
             depth, w0, wa, wm, bottleneck_ratio, group_width,
@@ -290,7 +292,7 @@ class AnyNetHyperModel(DesignSpaceHyperModel):
     def __init__(self, input_shape=(224, 224, 3), classes=1000,
                  space="anynetx_a", block="X", *, flops=None, params=None,
                  stem_type=None, name=None, **kwargs):
-        stem_type = _check_input(input_shape, classes, block, stem_type)
+        stem_type = _check_input(input_shape, classes, block, stem_type, SEARCH_BLOCKS)
         if space not in ANYNET_SPACES:
             raise invalid("space", space, f"one of {ANYNET_SPACES}")
         ranges = {k: kwargs.pop(k) for k in ("depth", "width", "bottleneck_ratio",

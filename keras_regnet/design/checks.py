@@ -90,4 +90,8 @@ def normalize_choices(name, value, allowed):
         raise invalid(name, value, f"a value or a non-empty list of values from {allowed}")
     if not set(value) <= set(allowed):
         raise invalid(name, value, f"values from {allowed} (the paper's limits)")
-    return tuple(sorted({int(v) for v in value}))
+    # Keras Tuner's choices hold one type: ints, or floats if any is not whole.
+    value = {float(v) for v in value}
+    if all(v.is_integer() for v in value):
+        value = {int(v) for v in value}
+    return tuple(sorted(value))

@@ -47,6 +47,12 @@ INT_PARAMS = ("depth", "w0")
 BUDGET_METRICS = ("flops", "params")
 # The paper's spaces have X blocks, or Y blocks (X with SE of `SE_RATIO`).
 SEARCH_BLOCKS = ("x", "y")
+# The RegNet space also has the Z blocks of RegNetZ (Dollar et al. 2021).
+REGNET_BLOCKS = (*SEARCH_BLOCKS, "z")
+# block -> (se_ratio, activation) of the networks a space holds.
+BLOCK_OPTIONS = {"x": (0.0, "relu"), "y": (SE_RATIO, "relu"), "z": (SE_RATIO, "silu")}
+# Z blocks expand rather than reduce: b = 1, 1/2, 1/4 (1x, 2x, 4x wider).
+Z_BOTTLENECK_RATIOS = (0.25, 0.5, 1.0)
 # Draws before a budget is declared impossible; about 2 s.
 MAX_DRAWS = 10000
 # Keras Tuner maps log-scaled floats through exp(log(x)), which can land an
@@ -133,8 +139,9 @@ class DesignSpace:
     constraints between values).
 
     Args:
-        block_type: `"x"` or `"y"` (`"y"` adds squeeze-and-excitation with
-            `se_ratio` 0.25).
+        block_type: one of `block_types`: `"x"`, `"y"` (`"x"` with
+            squeeze-and-excitation, `se_ratio` 0.25) or, in the RegNet
+            space, `"z"` (RegNetZ's inverted bottleneck with SE and SiLU).
         stem_type: `"imagenet"` or `"cifar"`.
         input_size: side of the square input, for flops and acts.
         channels: input channels.
@@ -144,6 +151,7 @@ class DesignSpace:
     """
 
     name = None
+    block_types = SEARCH_BLOCKS
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -152,7 +160,7 @@ class DesignSpace:
 
     def __init__(self, *, block_type="x", stem_type="imagenet", input_size=224,
                  channels=3, classes=1000, flops=None, params=None):
-        check_choice("block_type", block_type, SEARCH_BLOCKS)
+        check_choice("block_type", block_type, self.block_types)
         check_choice("stem_type", stem_type, STEM_TYPES)
         for name, v in (("input_size", input_size), ("channels", channels),
                         ("classes", classes)):
@@ -167,7 +175,11 @@ class DesignSpace:
 
     @property
     def se_ratio(self):
-        return SE_RATIO if self.block_type == "y" else 0.0
+        return BLOCK_OPTIONS[self.block_type][0]
+
+    @property
+    def activation(self):
+        return BLOCK_OPTIONS[self.block_type][1]
 
     def hyperparameters(self):
         """The searchable parameters: a tuple of `HyperParameter`, stable order."""
@@ -329,25 +341,33 @@ class RegNetDesignSpace(DesignSpace):
             the paper's ranges (d 12-28, w0 8-256 in steps of 8,
             wa 8-256 log-scaled, wm 1.5-3 log-scaled).
         bottleneck_ratio, group_width: a fixed value or a list of allowed
-            values; defaults `(1, 2, 4)` and `(1, 2, 4, 8, 16, 32)`.
+            values; defaults `(1, 2, 4)` (Z blocks: `(0.25, 0.5, 1)`) and
+            `(1, 2, 4, 8, 16, 32)`.
         block_type, stem_type, input_size, channels, classes, flops, params:
-            as for `DesignSpace`.
+            as for `DesignSpace`; `block_type` may also be `"z"`.
     """
 
     name = "regnet"
+    block_types = REGNET_BLOCKS
 
     def __init__(self, depth=PAPER_RANGES["depth"], w0=PAPER_RANGES["w0"],
                  wa=PAPER_RANGES["wa"], wm=PAPER_RANGES["wm"],
-                 bottleneck_ratio=PAPER_RANGES["bottleneck_ratio"],
-                 group_width=PAPER_RANGES["group_width"], **kwargs):
-        given = dict(depth=depth, w0=w0, wa=wa, wm=wm,
-                     bottleneck_ratio=bottleneck_ratio, group_width=group_width)
+                 bottleneck_ratio=None, group_width=PAPER_RANGES["group_width"],
+                 **kwargs):
+        ratios = (Z_BOTTLENECK_RATIOS if kwargs.get("block_type") == "z"
+                  else PAPER_RANGES["bottleneck_ratio"])
+        given = dict(depth=depth, w0=w0, wa=wa, wm=wm, group_width=group_width,
+                     bottleneck_ratio=ratios if bottleneck_ratio is None
+                     else bottleneck_ratio)
         self.ranges = {name: normalize_range(
             name, given[name], PAPER_LIMITS[name], integer=name in INT_PARAMS,
             quantum=QUANTUM if name == "w0" else None, open_low=name == "wa")
             for name in RANGE_PARAMS}
-        self.ranges.update({name: normalize_choices(name, given[name], PAPER_RANGES[name])
-                            for name in CHOICE_PARAMS})
+        self.ranges.update(
+            bottleneck_ratio=normalize_choices("bottleneck_ratio",
+                                               given["bottleneck_ratio"], ratios),
+            group_width=normalize_choices("group_width", given["group_width"],
+                                          PAPER_RANGES["group_width"]))
         super().__init__(**kwargs)
 
     def hyperparameters(self):
@@ -363,11 +383,13 @@ class RegNetDesignSpace(DesignSpace):
 
     def spec(self, values):
         """The `AnyNetSpec` of a configuration (a mapping holding the six names)."""
+        b = values["bottleneck_ratio"]
         return regnet_spec(
             int(values["depth"]), int(values["w0"]), float(values["wa"]),
             float(values["wm"]), int(values["group_width"]),
-            bottleneck_ratio=int(values["bottleneck_ratio"]),
-            se_ratio=self.se_ratio, stem_type=self.stem_type)
+            bottleneck_ratio=int(b) if float(b).is_integer() else float(b),
+            se_ratio=self.se_ratio, stem_type=self.stem_type,
+            block_type=self.block_type, activation=self.activation)
 
     def sample(self, rng):
         """One configuration drawn as in the paper: d and w0 (multiples of
@@ -388,7 +410,7 @@ class RegNetDesignSpace(DesignSpace):
             else:
                 values[name] = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
         for name in CHOICE_PARAMS:
-            values[name] = int(rng.choice(self.ranges[name]))
+            values[name] = rng.choice(self.ranges[name]).item()
         return values
 
 

@@ -62,7 +62,7 @@ def summary(label, rows, top=5):
         regnet = all(is_real(r.get(k)) for r in done[:top] for k in PARAM_NAMES)
         if regnet:
             lines.append(f"  {'trial':>6} {'error%':>7} {'d':>3} {'w0':>4} {'wa':>7} "
-                         f"{'wm':>5} {'b':>2} {'g':>3} {'MFLOPs':>8} {'Mparams':>8} "
+                         f"{'wm':>5} {'b':>4} {'g':>3} {'MFLOPs':>8} {'Mparams':>8} "
                          f"{'epochs':>6} {'time s':>7}")
         else:
             lines.append(f"  {'trial':>6} {'error%':>7} {'depths':>12} {'widths':>20} "
@@ -71,7 +71,7 @@ def summary(label, rows, top=5):
         for r in done[:top]:
             if regnet:
                 model = (f"{r['depth']:3d} {r['w0']:4d} {r['wa']:7.2f} {r['wm']:5.3f} "
-                         f"{r['bottleneck_ratio']:2d} {r['group_width']:3d}")
+                         f"{_num(r['bottleneck_ratio']):>4} {r['group_width']:3d}")
             else:
                 model = (f"{_cell(r.get('depths')):>12} {_cell(r.get('widths')):>20} "
                          f"{_cell(r.get('bottleneck_ratios', r.get('bottleneck_ratio'))):>9} "
