@@ -27,8 +27,8 @@ def main(argv=None):
     parser.add_argument("dst", help="Keras weights file to write (.h5): a new "
                         "path or one this command wrote")
     parser.add_argument(
-        "--model", help="published model the checkpoint is for, e.g. "
-        "RegNetY016; leave out to convert the checkpoint's own layout")
+        "--model", help="model the checkpoint is for, e.g. RegNetY016 or "
+        "RegNetZ040; leave out to convert an X/Y checkpoint's own layout")
     parser.add_argument("--source", choices=("pycls", "torchvision", "timm"),
                         help="checkpoint source (default: detect from keys)")
     args = parser.parse_args(argv)

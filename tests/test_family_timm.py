@@ -201,3 +201,42 @@ def test_regnetz_4gf_against_its_paper():
     assert figures["flops"] / 4.0e9 == pytest.approx(1, abs=0.0125)
     assert figures["acts"] / 24.3e6 == pytest.approx(1, abs=0.01)
     assert figures["params"] / 28.1e6 == pytest.approx(1, abs=0.04)
+
+
+@pytest.mark.parametrize("name", ["RegNetZ005", "RegNetV040"])
+def test_convert_command_for_the_family(timm, tmp_path, name):
+    """`python -m keras_regnet.convert SRC DST --model RegNetZ005`: the
+    converted file gives timm's logits; without --model a Z/V checkpoint is
+    refused, since its activation cannot be seen in its weights."""
+    import subprocess
+    import sys
+
+    import torch
+    from safetensors.torch import save_file
+
+    torch.manual_seed(1)
+    reference = timm.create_model(TIMM_NAMES[name], pretrained=False).eval()
+    _randomize(reference, torch)
+    src, dst = str(tmp_path / "timm.safetensors"), str(tmp_path / "keras.h5")
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, src)
+
+    def convert(*extra):
+        return subprocess.run([sys.executable, "-m", "keras_regnet.convert", src, dst,
+                               *extra], capture_output=True, text=True, timeout=300)
+
+    refused = convert()
+    assert refused.returncode == 2, refused.stderr
+    assert "pass `model` (`--model`)" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    done = convert("--model", name.lower())
+    assert done.returncode == 0, done.stderr
+    assert f"timm weights for {name}" in done.stdout
+
+    x = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(
+            ((x / 255 - mean) / std).astype("float32").transpose(0, 3, 1, 2))).numpy()
+    model = getattr(keras_regnet, name)(weights=dst, input_shape=(64, 64, 3),
+                                        classifier_activation=None)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)

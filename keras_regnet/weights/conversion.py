@@ -1,8 +1,9 @@
 """Converting PyTorch RegNet checkpoints (pycls, torchvision, timm)."""
 
+import dataclasses
 
 from keras_regnet.design.checks import invalid
-from keras_regnet.design.zoo import MODEL_NAMES, zoo_spec
+from keras_regnet.design.zoo import FAMILY_NAMES, MODEL_NAMES, zoo_spec
 from keras_regnet.files import check_target, existing_file
 from keras_regnet.weights import formats, mapping
 from keras_regnet.weights.imagenet import canonical_name
@@ -28,10 +29,13 @@ def convert(src, dst, model=None, source=None):
         dst: the file to write (HDF5, e.g. `regnety016_pycls.h5`): a new
             path, or a file this function wrote before (it is replaced
             whole; nothing else is ever replaced).
-        model: the published model the checkpoint is for, e.g.
-            `"RegNetY016"`; its layout is checked against the checkpoint.
-            None converts any RegNet/AnyNet layout as its own variant
-            (build it with `AnyNet(keras_regnet.weights.file_spec(dst))`).
+        model: the model the checkpoint is for, e.g. `"RegNetY016"` or
+            `"RegNetZ040"`; its layout is checked against the checkpoint.
+            None converts any RegNet/AnyNet layout of X or Y blocks as its
+            own variant (build it with
+            `AnyNet(keras_regnet.weights.file_spec(dst))`); RegNetZ/V
+            checkpoints need `model`, since their activation and shortcut
+            pooling are not visible in the weights.
         source: `"pycls"`, `"torchvision"` or `"timm"`; detected from the
             checkpoint's keys when None.
 
@@ -46,10 +50,10 @@ def convert(src, dst, model=None, source=None):
     """
     name = None
     if model is not None:
-        name = canonical_name(model)
+        name = canonical_name(model, MODEL_NAMES + FAMILY_NAMES)
         if name is None:
-            raise invalid("model", model, f"one of {MODEL_NAMES} or None (convert the "
-                                          "checkpoint's own layout)")
+            raise invalid("model", model, f"one of {MODEL_NAMES + FAMILY_NAMES} or None "
+                                          "(convert the checkpoint's own layout)")
     if source is not None and source not in mapping.SOURCES:
         raise invalid("source", source, f"one of {mapping.SOURCES} or None (detect)")
     expected = "a PyTorch checkpoint (.pyth, .pth, .pt, .bin or .safetensors)"
@@ -68,6 +72,15 @@ def convert(src, dst, model=None, source=None):
     except ValueError as e:
         raise ValueError(f"The checkpoint {src!r} ({source}) is not a complete "
                          f"RegNet: {e}") from None
+    if name is None and spec.block_type in ("z", "v"):
+        raise ValueError(
+            f"The checkpoint {src!r} ({source}) has RegNet{spec.block_type.upper()} "
+            "blocks, whose activation and shortcut pooling its weights do not "
+            f"show: pass `model` (`--model`), one of {FAMILY_NAMES}.")
+    if name is not None:
+        expected = zoo_spec(name)
+        spec = dataclasses.replace(spec, activation=expected.activation,
+                                   downsample=expected.downsample)
     if name is not None and spec != zoo_spec(name):
         note = ""
         if source == "torchvision" and name in TORCHVISION_VARIANTS:

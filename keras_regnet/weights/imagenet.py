@@ -82,12 +82,13 @@ SHA256 = {
 }
 
 
-def canonical_name(model_name):
-    """`"regnetx002"`, `"x002"` or `"RegNetX002"` -> `"RegNetX002"`, else None."""
+def canonical_name(model_name, names=MODEL_NAMES):
+    """`"regnetx002"`, `"x002"` or `"RegNetX002"` -> `"RegNetX002"` if it is
+    one of `names` (default: the 24 published models), else None."""
     if not isinstance(model_name, str):
         return None
     key = model_name.lower().removeprefix("regnet")
-    for name in MODEL_NAMES:
+    for name in names:
         if name.lower().removeprefix("regnet") == key:
             return name
     return None

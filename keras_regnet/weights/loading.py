@@ -10,8 +10,9 @@ _BLOCK_LAYER = re.compile(r"^s(\d+)_b(\d+)_")
 def infer_spec(shapes):
     """The `AnyNetSpec` whose layers have these shapes.
 
-    Strides (2 per stage) and the stem type (ImageNet) are not visible in
-    the weights and are assumed.
+    Strides (2 per stage), the stem type (ImageNet), the activation (ReLU)
+    and the shortcut's downsampling (a strided conv) are not visible in the
+    weights and are assumed.
 
     Args:
         shapes: dict of layer name -> {variable name: shape} (a layer dict's
@@ -52,11 +53,17 @@ def infer_spec(shapes):
         fields["bottleneck_ratios"] = [
             w / w_b if w % w_b else w // w_b for w, w_b in zip(widths, inner)]
         fields["group_widths"] = [shape(f"s{s}_b1_b_conv")[2] for s in stages]
-        if "s1_b1_se_reduce" in shapes:
-            fields["block_type"] = "y"
+        se = "s1_b1_se_reduce" in shapes
+        if se:
             fields["se_ratio"] = shape("s1_b1_se_reduce")[-1] / stem_width
+        # A pre-activation network's stem has no BN; an inverted bottleneck
+        # has no shortcut conv, although its first block changes the width.
+        if "stem_bn" not in shapes:
+            fields["block_type"] = "v"
+        elif "s1_b1_proj_conv" not in shapes and widths[0] != stem_width:
+            fields["block_type"] = "z"
         else:
-            fields["block_type"] = "x"
+            fields["block_type"] = "y" if se else "x"
     else:
         fields["block_type"] = ("res_basic" if any(
             n.endswith("_proj_conv") for n in shapes) else "vanilla")
