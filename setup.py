@@ -38,6 +38,10 @@ setup(
     extras_require={
         # Reading .pth/.pyth checkpoints; the CPU build, pinned.
         "torch": ["torch==2.13.0"],
+        # keras_regnet.hub: keras-hub's backbone, classifier, presets, tasks.
+        "hub": ["keras-hub>=0.32"],
+        # Deployment beyond TFLite (which TensorFlow has): ONNX.
+        "deploy": ["tf2onnx", "onnxruntime"],
         "test": [
             "pytest",
             "pytest-xdist",
@@ -50,6 +54,9 @@ setup(
             # torch's release (never imported: tests stand in for it).
             "timm==1.0.31",
             "torchvision==0.28.0",
+            "keras-hub>=0.32",
+            "tf2onnx",
+            "onnxruntime",
         ],
     },
     entry_points={"console_scripts": ["keras-regnet-tune=tuner.__main__:main"]},

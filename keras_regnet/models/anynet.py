@@ -1,5 +1,6 @@
 """AnyNet: a Keras Functional model for any `AnyNetSpec`."""
 
+import math
 import numbers
 import re
 
@@ -8,7 +9,8 @@ from keras import layers
 
 from keras_regnet import weights as weights_lib
 from keras_regnet.runtime import native_grouped_conv_ok
-from keras_regnet.design.checks import check, check_int, check_real, invalid, is_real
+from keras_regnet.design.checks import (check, check_choice, check_int, check_real,
+                                        invalid, is_real)
 from keras_regnet.design.spec import (BOTTLENECK_BLOCKS, MAX_CLASSES, MAX_INPUT_SIZE,
                                       MIN_INPUT_SIZES, AnyNetSpec, bottleneck_width)
 from keras_regnet.models import blocks
@@ -16,13 +18,15 @@ from keras_regnet.models import blocks
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 POOLINGS = (None, "avg", "max")
+PADDINGS = ("same", "symmetric")
+DATA_FORMATS = ("channels_last", "channels_first")
 # A channels-first model computes channels-last (see `blocks.DATA_FORMAT`)
 # after this transpose of its input.
 TO_CHANNELS_LAST = "to_channels_last"
 
 
-def _input_shape(input_shape, include_top, min_size, required_channels, default_size):
-    channels_last = keras.config.image_data_format() == "channels_last"
+def _input_shape(input_shape, include_top, min_size, required_channels, default_size,
+                 channels_last):
     if input_shape is None:
         size = default_size if include_top else None
         channels = required_channels or 3
@@ -55,8 +59,13 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
           input_shape=None, pooling=None, classes=1000,
           classifier_activation="softmax", include_preprocessing=True,
           name="anynet", model_name=None, drop_path_rate=0.0,
-          zero_init_last_bn=False, bn_momentum=0.9, bn_epsilon=1e-5):
-    """Builds the Functional model of `spec`; all checks run first."""
+          zero_init_last_bn=False, bn_momentum=0.9, bn_epsilon=1e-5, padding=None,
+          data_format=None):
+    """Builds the Functional model of `spec`; all checks run first.
+
+    `padding` (`"same"` or `"symmetric"`, see `blocks.BuildOptions`) is the
+    weights' convention when None; `data_format` Keras'
+    `image_data_format()` when None."""
     if not isinstance(name, str) or not name:
         raise invalid("name", name, "a non-empty string")
     if not isinstance(spec, AnyNetSpec):
@@ -73,6 +82,10 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
     check(is_real(bn_momentum) and 0 <= bn_momentum < 1, "bn_momentum",
            bn_momentum, "a number in [0, 1)")
     check_real("bn_epsilon", bn_epsilon, high=1.0)
+    if padding is not None:
+        check_choice("padding", padding, PADDINGS)
+    data_format = data_format or keras.config.image_data_format()
+    check_choice("data_format", data_format, DATA_FORMATS)
     if include_top:
         try:
             keras.activations.get(classifier_activation)
@@ -90,7 +103,7 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
                                include_top=include_top, classes=classes)
     if include_top and plan.kind == "imagenet" and input_shape is not None:
         # As keras.applications: the pretrained top was trained at 224x224.
-        size = ((224, 224, 3) if keras.config.image_data_format() == "channels_last"
+        size = ((224, 224, 3) if data_format == "channels_last"
                 else (3, 224, 224))
         if tuple(input_shape) != size:
             raise ValueError(
@@ -103,8 +116,8 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
         input_shape = tuple(input_tensor.shape[1:])
     min_size = max(spec.total_stride, MIN_INPUT_SIZES[spec.stem_type])
     input_shape = _input_shape(input_shape, include_top, min_size, plan.channels,
-                               plan.input_size)
-    opts = blocks.BuildOptions(padding=plan.padding, bn_momentum=bn_momentum,
+                               plan.input_size, data_format == "channels_last")
+    opts = blocks.BuildOptions(padding=padding or plan.padding, bn_momentum=bn_momentum,
                                bn_epsilon=bn_epsilon,
                                zero_init_last_bn=zero_init_last_bn,
                                activation=spec.activation, downsample=spec.downsample)
@@ -119,7 +132,7 @@ def build(spec, *, include_top=True, weights=None, input_tensor=None,
         inputs = layers.Input(tensor=input_tensor, shape=input_shape)
     else:
         inputs = input_tensor
-    channels_first = keras.config.image_data_format() == "channels_first"
+    channels_first = data_format == "channels_first"
     x = inputs
     if channels_first:
         x = layers.Permute((2, 3, 1), name=TO_CHANNELS_LAST)(x)
@@ -214,6 +227,45 @@ def AnyNet(spec=None, *, include_top=True, weights=None, input_tensor=None,
 _STAGE_OUT = re.compile(r"^s(\d+)_b(\d+)_out$")
 
 
+def _levels(model):
+    """`(stem level, {level: tensor})` of a model built by this package, the
+    level of a tensor at stride `2**n` being n, in the model's data format."""
+    last, stem = {}, None
+    for layer in model.layers:
+        m = _STAGE_OUT.match(layer.name)
+        if m:
+            stage, blk = int(m.group(1)), int(m.group(2))
+            if blk >= last.get(stage, (0, None))[0]:
+                last[stage] = (blk, layer.output)
+        elif layer.name.startswith("stem_"):
+            stem = layer  # the stem's last layer comes last
+    if not last or stem is None:
+        raise ValueError(
+            f"Invalid `model`: {model.name!r} has no stem and stage outputs named "
+            "'stem_*' and 's<stage>_b<block>_out'. Expected a keras_regnet model.")
+    stem_level = round(math.log2(model.get_layer("stem_conv").strides[0]))
+    levels = {stem_level: stem.output}
+    levels.update({stem_level + s: last[s][1] for s in sorted(last)})
+    if any(layer.name == TO_CHANNELS_LAST for layer in model.layers):
+        levels = {n: layers.Permute((3, 1, 2), name=f"p{n}_channels_first")(x)
+                  for n, x in levels.items()}
+    return stem_level, levels
+
+
+def pyramid_outputs(model):
+    """The feature maps of each stride of a model built by this package.
+
+    Args:
+        model: a model built by this package (`include_top` either way).
+
+    Returns:
+        `{"P1": stem output, "P2": first stage's output, ...}`: symbolic
+        tensors of `model`'s graph, `"Pn"` at stride `2**n`, in the model's
+        image data format (the CIFAR stem's stride-1 output is left out).
+    """
+    return {f"P{n}": x for n, x in _levels(model)[1].items() if n > 0}
+
+
 def feature_model(model):
     """A model giving each stage's output, for detection/segmentation.
 
@@ -222,22 +274,10 @@ def feature_model(model):
 
     Returns:
         A Keras `Model` from `model`'s inputs to a list of the stage outputs,
-        finest first (strides 4, 8, 16, 32 for the ImageNet stem).
+        finest first (strides 4, 8, 16, 32 for the ImageNet stem), in the
+        model's image data format.
     """
-    last = {}
-    for layer in model.layers:
-        m = _STAGE_OUT.match(layer.name)
-        if m:
-            stage, blk = int(m.group(1)), int(m.group(2))
-            if blk >= last.get(stage, (0, None))[0]:
-                last[stage] = (blk, layer.output)
-    if not last:
-        raise ValueError(
-            f"Invalid `model`: {model.name!r} has no stage outputs named "
-            "'s<stage>_b<block>_out'. Expected a keras_regnet model.")
-    outputs = [last[s][1] for s in sorted(last)]
-    if any(layer.name == TO_CHANNELS_LAST for layer in model.layers):
-        outputs = [layers.Permute((3, 1, 2), name=f"s{s}_channels_first")(x)
-                   for s, x in zip(sorted(last), outputs)]
+    stem_level, levels = _levels(model)
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    return keras.Model(inputs, outputs, name=f"{model.name}_features")
+    return keras.Model(inputs, [x for n, x in levels.items() if n != stem_level],
+                       name=f"{model.name}_features")

@@ -1,0 +1,24 @@
+"""RegNet as a keras-hub citizen: backbone, classifier, presets.
+
+`import keras_regnet.hub` registers the classes, after which keras-hub's own
+`keras_hub.models.Backbone.from_preset(dir)` and
+`keras_hub.models.ImageClassifier.from_preset(dir)` load RegNet presets.
+Needs keras-hub: `pip install "keras-regnet[hub]"`.
+"""
+
+try:
+    import keras_hub  # noqa: F401
+except ImportError as e:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "keras_regnet.hub needs keras-hub: pip install \"keras-regnet[hub]\" "
+        f"({e})") from None
+
+from keras_regnet.hub.backbone import RegNetBackbone
+from keras_regnet.hub.classifier import (RegNetImageClassifier,
+                                         RegNetImageClassifierPreprocessor,
+                                         RegNetImageConverter)
+from keras_regnet.hub.preset import save_preset
+
+__all__ = ["RegNetBackbone", "RegNetImageClassifier",
+           "RegNetImageClassifierPreprocessor", "RegNetImageConverter",
+           "save_preset"]
