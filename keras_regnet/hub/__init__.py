@@ -6,8 +6,11 @@
 Needs keras-hub: `pip install "keras-regnet[hub]"`.
 """
 
+from keras_regnet.runtime import native_logs_hidden
+
 try:
-    import keras_hub  # noqa: F401
+    with native_logs_hidden():  # TensorFlow's start-up lines, if it loads now
+        import keras_hub  # noqa: F401
 except ImportError as e:  # pragma: no cover - depends on the install
     raise ImportError(
         "keras_regnet.hub needs keras-hub: pip install \"keras-regnet[hub]\" "
@@ -17,7 +20,7 @@ from keras_regnet.hub.backbone import RegNetBackbone
 from keras_regnet.hub.classifier import (RegNetImageClassifier,
                                          RegNetImageClassifierPreprocessor,
                                          RegNetImageConverter)
-from keras_regnet.hub.preset import save_preset
+from keras_regnet.hub.saving import save_preset
 
 __all__ = ["RegNetBackbone", "RegNetImageClassifier",
            "RegNetImageClassifierPreprocessor", "RegNetImageConverter",
