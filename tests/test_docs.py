@@ -72,6 +72,8 @@ BASH_SHORTER = [
     (r"^(python bench/batch_split\.py)$", r"\1 --batches 1 3 --runs 1",
      "5 batch sizes, 7 runs"),
     (r"^(python bench/op_profile\.py)$", r"\1 --steps 1", "3 profiled steps"),
+    (r"^(python bench/deploy\.py)$", r"\1 --models RegNetX002 --runs 1 --min-run 0",
+     "two models in four formats, 7 runs"),
 ]
 
 Block = namedtuple("Block", "path line code not_run")
