@@ -129,8 +129,9 @@ def _zoo_constructor(model_name):
     extra = "".join(f", {k}={params[k]!r}" for k in ("activation", "downsample", "head_width")
                     if params[k] != RegNetParams.__dataclass_fields__[k].default)
     weights_note = ("" if model_name in MODEL_NAMES else
-                    "\n    No ImageNet weights of its own yet: `weights` is None by default;\n"
-                    "    a converted timm checkpoint loads with `weights=path`.\n")
+                    "\n    `weights` is None by default; timm's weight tags\n"
+                    "    (`keras_regnet.weights.tags(name)`) or a timm checkpoint\n"
+                    "    (`weights=path`) load its ImageNet weights.\n")
     constructor.__doc__ = f"""Instantiates the {model_name} architecture, a {kind}.
 
     Reference:
