@@ -61,7 +61,8 @@ def test_tflite_equals_keras(exported, block):
     np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("block", list(SPECS))
+# The ResNet and plain blocks' ops are the X block's.
+@pytest.mark.parametrize("block", ["x", "y", "z", "v"])
 def test_onnx_equals_keras(exported, tmp_path, block):
     pytest.importorskip("tf2onnx", reason="the deploy extra installs tf2onnx")
     import onnxruntime

@@ -17,8 +17,7 @@ from keras_regnet.models.anynet import feature_model
 
 # (constructor, channels of the last feature map, module with
 # preprocess_input/decode_predictions), as in Keras' MODEL_LIST.
-OUR_MODELS = [(keras_regnet.RegNetX002, 368, keras_regnet),
-              (keras_regnet.RegNetY002, 368, keras_regnet),
+OUR_MODELS = [(keras_regnet.RegNetY002, 368, keras_regnet),
               (keras_regnet.RegNetZ005, 1024, keras_regnet)]
 # Downloads an image and the ImageNet weights; the weights are tested offline
 # in test_weights_keras2.py.
@@ -50,7 +49,7 @@ def test_keras_applications_suite_passes_in_both_data_formats():
     result = unittest.TextTestRunner(stream=out, verbosity=2).run(suite)
     assert result.wasSuccessful(), out.getvalue()
     assert not result.skipped, result.skipped
-    # 5 tests x 3 models x 2 data formats, all run.
+    # 5 tests x 2 models x 2 data formats, all run.
     assert result.testsRun == len(names) == 5 * len(OUR_MODELS) * 2
     assert keras.config.image_data_format() == "channels_last"
 
