@@ -25,7 +25,8 @@ def backbone_spec(spec):
 
 
 @keras.saving.register_keras_serializable(package="keras_regnet")
-class RegNetBackbone(keras_hub.models.FeaturePyramidBackbone):
+class RegNetBackbone(timm_layout.TimmLayoutPresets,
+                     keras_hub.models.FeaturePyramidBackbone):
     """A RegNet or any AnyNet as a keras-hub backbone.
 
     The network without its classification top and without preprocessing
@@ -106,13 +107,10 @@ class RegNetBackbone(keras_hub.models.FeaturePyramidBackbone):
         return backbone, source
 
     @classmethod
-    def from_preset(cls, preset, load_weights=True, **kwargs):
-        """keras-hub's `from_preset`; a timm folder or `hf://timm/...` handle
-        (config.json and model.safetensors) loads through our converter."""
-        found = timm_layout.read(preset, download_weights=load_weights)
-        if found is None:
-            return super().from_preset(preset, load_weights=load_weights, **kwargs)
-        return cls.from_weights(found.model, found.weights, found.classes, **kwargs)[0]
+    def from_timm(cls, checkpoint, **kwargs):
+        """The backbone of a `timm_layout.TimmCheckpoint`."""
+        return cls.from_weights(checkpoint.model, checkpoint.weights, checkpoint.classes,
+                                **kwargs)[0]
 
     def get_config(self):
         config = super().get_config()

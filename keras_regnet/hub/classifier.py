@@ -44,7 +44,8 @@ class RegNetImageClassifierPreprocessor(keras_hub.models.ImageClassifierPreproce
 
 
 @keras.saving.register_keras_serializable(package="keras_regnet")
-class RegNetImageClassifier(keras_hub.models.ImageClassifier):
+class RegNetImageClassifier(timm_layout.TimmLayoutPresets,
+                            keras_hub.models.ImageClassifier):
     """keras-hub's `ImageClassifier` on a `RegNetBackbone`.
 
     Example:
@@ -86,11 +87,7 @@ class RegNetImageClassifier(keras_hub.models.ImageClassifier):
         return classifier
 
     @classmethod
-    def from_preset(cls, preset, load_weights=True, **kwargs):
-        """keras-hub's `from_preset`; a timm folder or `hf://timm/...` handle
-        (config.json and model.safetensors) loads through our converter."""
-        found = timm_layout.read(preset, download_weights=load_weights)
-        if found is None:
-            return super().from_preset(preset, load_weights=load_weights, **kwargs)
-        return cls.from_weights(found.model, found.weights, found.classes,
-                                found.image_size, **kwargs)
+    def from_timm(cls, checkpoint, **kwargs):
+        """The classifier of a `timm_layout.TimmCheckpoint`."""
+        return cls.from_weights(checkpoint.model, checkpoint.weights, checkpoint.classes,
+                                checkpoint.image_size, **kwargs)

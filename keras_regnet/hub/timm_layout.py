@@ -80,3 +80,17 @@ def read(preset, download_weights=True):
     return TimmCheckpoint(ARCHITECTURES[architecture], weights,
                           int(config.get("num_classes", 1000)),
                           int(cfg.get("input_size", (3, 224, 224))[-1]))
+
+
+class TimmLayoutPresets:
+    """Mixin of our keras-hub classes: `from_preset` also reads timm's layout
+    (calling the class's `from_timm(checkpoint, **kwargs)`)."""
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """keras-hub's `from_preset`; a timm folder or `hf://timm/...` handle
+        (config.json and model.safetensors) loads through our converter."""
+        found = read(preset, download_weights=load_weights)
+        if found is None:
+            return super().from_preset(preset, load_weights=load_weights, **kwargs)
+        return cls.from_timm(found, **kwargs)
