@@ -17,7 +17,7 @@ import pytest
 
 import keras_regnet
 from conftest import REPO, random_images, randomize_bn, run_python
-from test_family_timm import _publish, _randomize, hub, timm  # noqa: F401 - fixtures
+from test_family_timm import _randomize, hub, timm  # noqa: F401 - fixtures
 
 keras_hub = pytest.importorskip("keras_hub", reason="the hub extra installs keras-hub")
 import keras_regnet.hub as regnet_hub  # noqa: E402

@@ -4,7 +4,6 @@ built (the weights-file battery is in test_reliability_weights.py)."""
 
 import math
 
-import keras
 import pytest
 
 import keras_regnet
