@@ -41,7 +41,7 @@ np.savez(out, logits=classifier.predict(x, verbose=0),
 """
 
 
-@pytest.mark.parametrize("name", ["RegNetY002", "RegNetZ005"])
+@pytest.mark.parametrize("name", ["RegNetY002"])
 def test_a_preset_loads_through_keras_hub_in_a_fresh_process(tmp_path, name):
     keras.utils.set_random_seed(0)
     model = getattr(keras_regnet, name)(weights=None, classes=10, input_shape=(None, None, 3),
@@ -158,7 +158,7 @@ def test_deeplab_v3_on_a_regnet_trains_and_reloads(tmp_path):
     keras.utils.set_random_seed(0)
     encoder = regnet_hub.RegNetBackbone(TINY, image_shape=(64, 64, 3))
     backbone = keras_hub.models.DeepLabV3Backbone(
-        image_encoder=encoder, spatial_pyramid_pooling_key="P4", upsampling_size=4,
+        image_encoder=encoder, spatial_pyramid_pooling_key="P5", upsampling_size=8,
         dilation_rates=[1, 2, 3], low_level_feature_key="P2", image_shape=(64, 64, 3))
     segmenter = keras_hub.models.DeepLabV3ImageSegmenter(backbone=backbone, num_classes=3)
     x, boxes, labels = _boxes(16, 64, 3, np.random.default_rng(1))
