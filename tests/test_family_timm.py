@@ -240,3 +240,10 @@ def test_convert_command_for_the_family(timm, tmp_path, name):
     model = getattr(keras_regnet, name)(weights=dst, input_shape=(64, 64, 3),
                                         classifier_activation=None)
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_timm_names():
+    from keras_regnet.weights.timm_tags import timm_name
+
+    assert {name: timm_name(name) for name in TIMM_NAMES} == TIMM_NAMES
+    assert timm_name("RegNetX002") == "regnetx_002"

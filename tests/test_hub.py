@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 import keras_regnet
-from conftest import REPO, random_images, randomize_bn, run_python
+from conftest import random_images, randomize_bn, run_python
 from test_family_timm import _randomize, hub, timm  # noqa: F401 - fixtures
 
-keras_hub = pytest.importorskip("keras_hub", reason="the hub extra installs keras-hub")
-import keras_regnet.hub as regnet_hub  # noqa: E402
+import keras_hub  # the hub extra (in the test extra)
+import keras_regnet.hub as regnet_hub
 
 TINY = keras_regnet.AnyNetSpec(depths=(1, 1, 1, 1), widths=(16, 32, 48, 64),
                                group_widths=8)
@@ -232,4 +232,3 @@ def test_an_hf_timm_handle_downloads_through_our_converter(timm, hub):
 def test_importing_keras_regnet_loads_no_keras_hub():
     code = "import keras_regnet, sys; keras_regnet.RegNetX002; print('keras_hub' in sys.modules)"
     assert run_python(["-c", code]).stdout.strip() == "False"
-    assert os.path.isdir(os.path.join(REPO, "keras_regnet", "hub"))

@@ -6,7 +6,6 @@ converter instead, from a local folder or a `hf://timm/<model>.<tag>` handle.
 """
 
 import os
-import re
 from typing import NamedTuple
 
 from keras_regnet.design.checks import invalid
@@ -14,13 +13,8 @@ from keras_regnet.design.zoo import ZOO
 from keras_regnet.files import existing_file, read_json
 from keras_regnet.models.anynet import IMAGENET_MEAN, IMAGENET_STD
 from keras_regnet.weights import timm_tags
+from keras_regnet.weights.timm_tags import timm_name
 from keras_regnet.weights.download import fetch
-
-
-def timm_name(model):
-    """`"RegNetX002"` -> `"regnetx_002"`, `"RegNetZ040H"` -> `"regnetz_040_h"`."""
-    m = re.fullmatch(r"RegNet([A-Z])(\d+)(H?)", model)
-    return f"regnet{m.group(1).lower()}_{m.group(2)}" + ("_h" if m.group(3) else "")
 
 
 # timm's architecture name -> ours.

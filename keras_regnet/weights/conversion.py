@@ -77,11 +77,11 @@ def convert(src, dst, model=None, source=None):
             f"The checkpoint {src!r} ({source}) has RegNet{spec.block_type.upper()} "
             "blocks, whose activation and shortcut pooling its weights do not "
             f"show: pass `model` (`--model`), one of {FAMILY_NAMES}.")
-    if name is not None:
-        expected = zoo_spec(name)
+    expected = name and zoo_spec(name)
+    if expected:  # what the weights do not show comes from the model's name
         spec = dataclasses.replace(spec, activation=expected.activation,
                                    downsample=expected.downsample)
-    if name is not None and spec != zoo_spec(name):
+    if expected and spec != expected:
         note = ""
         if source == "torchvision" and name in TORCHVISION_VARIANTS:
             note = (" torchvision rounds the widths of this size differently "
@@ -89,7 +89,7 @@ def convert(src, dst, model=None, source=None):
                     "network.")
         raise ValueError(
             f"The checkpoint {src!r} ({source}) does not fit {name}: it has "
-            f"{describe(spec)}; {name} has {describe(zoo_spec(name))}.{note} "
+            f"{describe(spec)}; {name} has {describe(expected)}.{note} "
             "Convert it as its own variant by leaving out `model` "
             "(`--model`), then build it with "
             "`keras_regnet.AnyNet(keras_regnet.weights.file_spec(dst), "

@@ -9,18 +9,19 @@ figures are timm's published results (`results/results-imagenet.csv`).
 """
 
 import dataclasses
+import re
 import warnings
 
 HUB_URL = "https://huggingface.co/"
-TIMM_NAMES = {
-    "RegNetX160": "regnetx_160", "RegNetX320": "regnetx_320",
-    "RegNetY040": "regnety_040", "RegNetY064": "regnety_064",
-    "RegNetY160": "regnety_160", "RegNetY320": "regnety_320",
-    "RegNetY640": "regnety_640", "RegNetY1280": "regnety_1280",
-    "RegNetY2560": "regnety_2560", "RegNetZ040": "regnetz_040",
-    "RegNetZ040H": "regnetz_040_h", "RegNetV040": "regnetv_040",
-    "RegNetV064": "regnetv_064",
-}
+
+
+def timm_name(model):
+    """timm's name of our model: `"RegNetX002"` -> `"regnetx_002"`,
+    `"RegNetZ040H"` -> `"regnetz_040_h"`."""
+    m = re.fullmatch(r"RegNet([A-Z])(\d+)(H?)", model)
+    return f"regnet{m.group(1).lower()}_{m.group(2)}" + ("_h" if m.group(3) else "")
+
+
 # Licences under which the weights may not be used commercially.
 NON_COMMERCIAL = ("cc-by-nc-4.0", "seer-license")
 SOURCES = {"pycls": "pycls (the paper's)", "ra3": "timm (RandAugment recipe)",
@@ -55,7 +56,7 @@ class Tag:
 
     @property
     def repo(self):
-        return f"timm/{TIMM_NAMES[self.model]}.{self.tag}"
+        return f"timm/{timm_name(self.model)}.{self.tag}"
 
     @property
     def url(self):
@@ -63,7 +64,7 @@ class Tag:
 
     @property
     def file_name(self):
-        return f"{TIMM_NAMES[self.model]}.{self.tag}.safetensors"
+        return f"{timm_name(self.model)}.{self.tag}.safetensors"
 
     @property
     def non_commercial(self):
